@@ -1,0 +1,2 @@
+//! Placeholder demo; replaced once the PDU codec lands.
+fn main() {}

@@ -1,0 +1,425 @@
+//! Zero-copy payload views: [`Registers`] and [`Coils`].
+//!
+//! A decoded PDU does not copy its data: a view borrows the bytes of the received buffer and
+//! converts on access. The same types also wrap caller data (`&[u16]`, `&[bool]`) so a request or
+//! response can be encoded without first packing it into a scratch buffer. Accessors return data
+//! with the lifetime of the underlying buffer, not of the view, so a view can be dropped while its
+//! values live on.
+
+use core::fmt;
+
+use crate::error::DecodeError;
+
+/// A sequence of 16-bit registers: big-endian words on the wire, or caller-owned `u16`s.
+///
+/// ```
+/// use modbus_stack::pdu::Registers;
+/// let wire = [0x02, 0x2B, 0x00, 0x00, 0x00, 0x64];
+/// let regs = Registers::try_from(&wire[..]).unwrap();
+/// assert_eq!(regs.len(), 3);
+/// assert_eq!(regs.get(0), Some(555));
+/// assert!(regs.iter().eq([555, 0, 100]));
+/// assert_eq!(regs, Registers::from_words(&[555, 0, 100]));
+/// ```
+#[derive(Clone, Copy)]
+pub struct Registers<'a> {
+    repr: RegistersRepr<'a>,
+}
+
+#[derive(Clone, Copy)]
+enum RegistersRepr<'a> {
+    /// Big-endian words as received; even length is an invariant of construction.
+    Wire(&'a [u8]),
+    Words(&'a [u16]),
+}
+
+impl<'a> Registers<'a> {
+    /// Wraps caller-owned register values, for encoding without a scratch buffer.
+    #[must_use]
+    pub const fn from_words(words: &'a [u16]) -> Self {
+        Self {
+            repr: RegistersRepr::Words(words),
+        }
+    }
+
+    /// Number of registers.
+    #[must_use]
+    pub const fn len(&self) -> usize {
+        match self.repr {
+            RegistersRepr::Wire(bytes) => bytes.len() / 2,
+            RegistersRepr::Words(words) => words.len(),
+        }
+    }
+
+    /// `true` when there are no registers.
+    #[must_use]
+    pub const fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Number of bytes the registers take on the wire (two per register).
+    #[must_use]
+    pub const fn byte_len(&self) -> usize {
+        match self.repr {
+            RegistersRepr::Wire(bytes) => bytes.len(),
+            RegistersRepr::Words(words) => words.len().saturating_mul(2),
+        }
+    }
+
+    /// The register at `index`, or `None` past the end.
+    #[must_use]
+    pub fn get(&self, index: usize) -> Option<u16> {
+        match self.repr {
+            RegistersRepr::Wire(bytes) => {
+                let start = index.checked_mul(2)?;
+                let pair = bytes.get(start..start.checked_add(2)?)?;
+                Some(u16::from_be_bytes([*pair.first()?, *pair.get(1)?]))
+            }
+            RegistersRepr::Words(words) => words.get(index).copied(),
+        }
+    }
+
+    /// Iterates over the register values.
+    #[must_use]
+    pub fn iter(&self) -> RegisterIter<'a> {
+        RegisterIter { repr: self.repr }
+    }
+
+    /// The big-endian bytes as received, when this view was decoded from the wire.
+    #[must_use]
+    pub const fn wire_bytes(&self) -> Option<&'a [u8]> {
+        match self.repr {
+            RegistersRepr::Wire(bytes) => Some(bytes),
+            RegistersRepr::Words(_) => None,
+        }
+    }
+
+    /// Copies the values into `out`, as many as fit; returns how many were copied.
+    ///
+    /// This is the fast way out of a view: the conversion runs over whole slices so the
+    /// compiler can vectorise it.
+    pub fn copy_to(&self, out: &mut [u16]) -> usize {
+        match self.repr {
+            RegistersRepr::Wire(bytes) => {
+                let mut copied = 0;
+                for (word, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+                    *word = u16::from_be_bytes([pair[0], pair[1]]);
+                    copied += 1;
+                }
+                copied
+            }
+            RegistersRepr::Words(words) => {
+                let n = words.len().min(out.len());
+                out[..n].copy_from_slice(&words[..n]);
+                n
+            }
+        }
+    }
+
+    /// Writes the big-endian wire bytes into `out`, which must be exactly
+    /// [`byte_len`](Self::byte_len) long (callers in this crate check it first).
+    pub(crate) fn write_wire(&self, out: &mut [u8]) {
+        match self.repr {
+            RegistersRepr::Wire(bytes) => out.copy_from_slice(bytes),
+            RegistersRepr::Words(words) => {
+                for (pair, word) in out.chunks_exact_mut(2).zip(words) {
+                    pair.copy_from_slice(&word.to_be_bytes());
+                }
+            }
+        }
+    }
+}
+
+impl<'a> TryFrom<&'a [u8]> for Registers<'a> {
+    type Error = DecodeError;
+
+    /// Views big-endian register bytes; fails on an odd length.
+    fn try_from(bytes: &'a [u8]) -> Result<Self, DecodeError> {
+        if bytes.len() % 2 != 0 {
+            return Err(DecodeError::OddRegisterBytes { len: bytes.len() });
+        }
+        Ok(Self {
+            repr: RegistersRepr::Wire(bytes),
+        })
+    }
+}
+
+impl<'a> From<&'a [u16]> for Registers<'a> {
+    fn from(words: &'a [u16]) -> Self {
+        Self::from_words(words)
+    }
+}
+
+impl PartialEq for Registers<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Registers<'_> {}
+
+impl fmt::Debug for Registers<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl<'a> IntoIterator for Registers<'a> {
+    type Item = u16;
+    type IntoIter = RegisterIter<'a>;
+    fn into_iter(self) -> RegisterIter<'a> {
+        self.iter()
+    }
+}
+
+/// Iterator over the values of a [`Registers`] view.
+#[derive(Debug, Clone)]
+pub struct RegisterIter<'a> {
+    repr: RegistersRepr<'a>,
+}
+
+impl fmt::Debug for RegistersRepr<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Wire(bytes) => f.debug_tuple("Wire").field(bytes).finish(),
+            Self::Words(words) => f.debug_tuple("Words").field(words).finish(),
+        }
+    }
+}
+
+impl Iterator for RegisterIter<'_> {
+    type Item = u16;
+
+    fn next(&mut self) -> Option<u16> {
+        match &mut self.repr {
+            RegistersRepr::Wire(bytes) => {
+                let (pair, rest) = bytes.split_first_chunk::<2>()?;
+                *bytes = rest;
+                Some(u16::from_be_bytes(*pair))
+            }
+            RegistersRepr::Words(words) => {
+                let (first, rest) = words.split_first()?;
+                *words = rest;
+                Some(*first)
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = Registers { repr: self.repr }.len();
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for RegisterIter<'_> {}
+
+/// A sequence of bits (coils, discrete inputs): packed LSB-first on the wire, or caller `bool`s.
+///
+/// On the wire the first item is bit 0 of the first byte (`modbus-reference.md` §1.3). Padding
+/// bits of the last byte are not part of the value: they are ignored by comparisons and
+/// preserved when a decoded view is re-encoded, so nothing received is silently altered.
+///
+/// ```
+/// use modbus_stack::pdu::Coils;
+/// // Spec example: coils 20..=38, 0xCD 0x6B 0x05.
+/// let coils = Coils::new(&[0xCD, 0x6B, 0x05], 19).unwrap();
+/// assert_eq!(coils.get(0), Some(true));
+/// assert_eq!(coils.get(1), Some(false));
+/// assert_eq!(coils.iter().filter(|&on| on).count(), 10);
+/// ```
+#[derive(Clone, Copy)]
+pub struct Coils<'a> {
+    repr: CoilsRepr<'a>,
+}
+
+#[derive(Clone, Copy)]
+enum CoilsRepr<'a> {
+    /// `bytes.len() == count.div_ceil(8)` is an invariant of construction.
+    Packed {
+        bytes: &'a [u8],
+        count: usize,
+    },
+    Bools(&'a [bool]),
+}
+
+impl<'a> Coils<'a> {
+    /// Views `count` bits packed LSB-first in `bytes`.
+    ///
+    /// # Errors
+    /// [`DecodeError::CoilBytesMismatch`] unless `bytes.len() == count.div_ceil(8)`.
+    pub fn new(bytes: &'a [u8], count: usize) -> Result<Self, DecodeError> {
+        let expected = count.div_ceil(8);
+        if bytes.len() != expected {
+            return Err(DecodeError::CoilBytesMismatch {
+                count,
+                len: bytes.len(),
+            });
+        }
+        Ok(Self {
+            repr: CoilsRepr::Packed { bytes, count },
+        })
+    }
+
+    /// Wraps caller-owned bit values, for encoding without a scratch buffer.
+    #[must_use]
+    pub const fn from_bools(bits: &'a [bool]) -> Self {
+        Self {
+            repr: CoilsRepr::Bools(bits),
+        }
+    }
+
+    /// Number of bits.
+    #[must_use]
+    pub const fn len(&self) -> usize {
+        match self.repr {
+            CoilsRepr::Packed { count, .. } => count,
+            CoilsRepr::Bools(bits) => bits.len(),
+        }
+    }
+
+    /// `true` when there are no bits.
+    #[must_use]
+    pub const fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Number of bytes the bits take on the wire.
+    #[must_use]
+    pub const fn byte_len(&self) -> usize {
+        self.len().div_ceil(8)
+    }
+
+    /// The bit at `index`, or `None` past the end.
+    #[must_use]
+    pub fn get(&self, index: usize) -> Option<bool> {
+        if index >= self.len() {
+            return None;
+        }
+        match self.repr {
+            CoilsRepr::Packed { bytes, .. } => {
+                Some(bytes.get(index / 8)? & (1 << (index % 8)) != 0)
+            }
+            CoilsRepr::Bools(bits) => bits.get(index).copied(),
+        }
+    }
+
+    /// Iterates over the bits.
+    #[must_use]
+    pub fn iter(&self) -> CoilIter<'a> {
+        CoilIter {
+            coils: *self,
+            index: 0,
+        }
+    }
+
+    /// The packed bytes as received, when this view was decoded from the wire.
+    #[must_use]
+    pub const fn packed_bytes(&self) -> Option<&'a [u8]> {
+        match self.repr {
+            CoilsRepr::Packed { bytes, .. } => Some(bytes),
+            CoilsRepr::Bools(_) => None,
+        }
+    }
+
+    /// Unpacks the bits into `out`, as many as fit; returns how many were written.
+    ///
+    /// Whole bytes are expanded eight bits at a time; this is the fast way out of a view.
+    pub fn copy_to(&self, out: &mut [bool]) -> usize {
+        let n = self.len().min(out.len());
+        let out = &mut out[..n];
+        match self.repr {
+            CoilsRepr::Packed { bytes, .. } => {
+                let mut chunks = out.chunks_exact_mut(8);
+                for (chunk, &byte) in (&mut chunks).zip(bytes) {
+                    for (bit, slot) in chunk.iter_mut().enumerate() {
+                        *slot = byte & (1 << bit) != 0;
+                    }
+                }
+                let done = n - chunks.into_remainder().len();
+                if let Some(&byte) = bytes.get(done / 8) {
+                    for (bit, slot) in out[done..].iter_mut().enumerate() {
+                        *slot = byte & (1 << bit) != 0;
+                    }
+                }
+            }
+            CoilsRepr::Bools(bits) => out.copy_from_slice(&bits[..n]),
+        }
+        n
+    }
+
+    /// Writes the packed wire bytes into `out`, which must be exactly
+    /// [`byte_len`](Self::byte_len) long (callers in this crate check it first).
+    pub(crate) fn write_wire(&self, out: &mut [u8]) {
+        match self.repr {
+            CoilsRepr::Packed { bytes, .. } => out.copy_from_slice(bytes),
+            CoilsRepr::Bools(bits) => {
+                for (byte, chunk) in out.iter_mut().zip(bits.chunks(8)) {
+                    *byte = chunk
+                        .iter()
+                        .enumerate()
+                        .fold(0u8, |acc, (bit, &on)| acc | (u8::from(on) << bit));
+                }
+            }
+        }
+    }
+}
+
+impl<'a> From<&'a [bool]> for Coils<'a> {
+    fn from(bits: &'a [bool]) -> Self {
+        Self::from_bools(bits)
+    }
+}
+
+impl PartialEq for Coils<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Coils<'_> {}
+
+impl fmt::Debug for Coils<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter().map(u8::from)).finish()
+    }
+}
+
+impl<'a> IntoIterator for Coils<'a> {
+    type Item = bool;
+    type IntoIter = CoilIter<'a>;
+    fn into_iter(self) -> CoilIter<'a> {
+        self.iter()
+    }
+}
+
+/// Iterator over the bits of a [`Coils`] view.
+#[derive(Clone)]
+pub struct CoilIter<'a> {
+    coils: Coils<'a>,
+    index: usize,
+}
+
+impl fmt::Debug for CoilIter<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CoilIter")
+            .field("remaining", &self.len())
+            .finish()
+    }
+}
+
+impl Iterator for CoilIter<'_> {
+    type Item = bool;
+
+    fn next(&mut self) -> Option<bool> {
+        let bit = self.coils.get(self.index)?;
+        self.index += 1;
+        Some(bit)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.coils.len().saturating_sub(self.index);
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for CoilIter<'_> {}

@@ -8,5 +8,6 @@ extern crate std;
 pub mod error;
 pub mod pdu;
 pub mod time;
+pub mod value;
 
 pub use error::{DecodeError, EncodeError};

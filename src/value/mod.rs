@@ -182,7 +182,63 @@ mod sealed {
     /// Keeps [`Value`](super::Value) closed: the slice paths rely on `REGISTERS >= 1` and on
     /// `Words` being exactly `[u16; REGISTERS]`.
     pub trait Sealed {}
+
+    // Unnameable on purpose, as `Sealed`.
+    #[allow(unnameable_types)]
+    /// `u16`, `u32`, `u64` seen as lanes of 16 bits, lane 0 least significant.
+    pub trait Bits: Copy {
+        /// `[u8; size_of::<Self>()]`.
+        type Bytes: Default + AsMut<[u8]>;
+        /// The integer whose little-endian bytes are `bytes`.
+        fn from_le_byte_array(bytes: Self::Bytes) -> Self;
+        /// Swaps the two bytes of every lane.
+        fn swap_lane_bytes(self) -> Self;
+        /// Reverses the order of the lanes.
+        fn reverse_lanes(self) -> Self;
+    }
+
+    impl Bits for u16 {
+        type Bytes = [u8; 2];
+        fn from_le_byte_array(bytes: [u8; 2]) -> Self {
+            Self::from_le_bytes(bytes)
+        }
+        fn swap_lane_bytes(self) -> Self {
+            self.swap_bytes()
+        }
+        fn reverse_lanes(self) -> Self {
+            self
+        }
+    }
+
+    impl Bits for u32 {
+        type Bytes = [u8; 4];
+        fn from_le_byte_array(bytes: [u8; 4]) -> Self {
+            Self::from_le_bytes(bytes)
+        }
+        fn swap_lane_bytes(self) -> Self {
+            ((self & 0x00FF_00FF) << 8) | ((self >> 8) & 0x00FF_00FF)
+        }
+        fn reverse_lanes(self) -> Self {
+            self.rotate_left(16)
+        }
+    }
+
+    impl Bits for u64 {
+        type Bytes = [u8; 8];
+        fn from_le_byte_array(bytes: [u8; 8]) -> Self {
+            Self::from_le_bytes(bytes)
+        }
+        fn swap_lane_bytes(self) -> Self {
+            ((self & 0x00FF_00FF_00FF_00FF) << 8) | ((self >> 8) & 0x00FF_00FF_00FF_00FF)
+        }
+        fn reverse_lanes(self) -> Self {
+            // Reversing all bytes reverses the lanes and swaps bytes within them; undo the latter.
+            self.swap_bytes().swap_lane_bytes()
+        }
+    }
 }
+
+use sealed::Bits as _;
 
 /// A number stored in one or more registers: `u16`, `i16`, `u32`, `i32`, `u64`, `i64`, `f32`,
 /// `f64`.
@@ -197,11 +253,15 @@ pub trait Value: Copy + sealed::Sealed {
     const REGISTERS: usize;
     /// The value's registers, `[u16; REGISTERS]`.
     type Words: Copy + Default + AsRef<[u16]> + AsMut<[u16]>;
+    /// The unsigned integer of the same width, for the bulk wire path.
+    type Bits: sealed::Bits;
 
     /// The value from its registers in [`Order::Abcd`].
     fn from_words(words: Self::Words) -> Self;
     /// The value's registers in [`Order::Abcd`].
     fn to_words(self) -> Self::Words;
+    /// The value from the unsigned integer with the same bits.
+    fn from_bits(bits: Self::Bits) -> Self;
     /// The value as an `f64`, for scaling (exact except for integers beyond 2⁵³).
     fn to_f64(self) -> f64;
     /// The value nearest to `value` (integers: per `rounding`).
@@ -488,14 +548,23 @@ fn decode_bytes_into<T: Value, const REVERSE: bool, const SWAP: bool>(
     let mut written = 0;
     let value_bytes = T::REGISTERS.saturating_mul(2);
     for (slot, chunk) in out.iter_mut().zip(bytes.chunks_exact(value_bytes)) {
-        let mut words = T::Words::default();
-        for (word, pair) in words.as_mut().iter_mut().zip(chunk.chunks_exact(2)) {
-            if let [high, low] = *pair {
-                *word = u16::from_be_bytes([high, low]);
-            }
+        // Load the wire bytes as one little-endian integer: lane i then holds register i with
+        // its bytes swapped. The logical value wants the first register most significant unless
+        // the order is word-swapped, and high byte first unless it is byte-swapped. Written as
+        // whole-integer lane operations, LLVM turns this into the same few shifts per vector as
+        // a plain register read (a byte-array shuffle costs twice as much on baseline x86-64).
+        let mut raw = <T::Bits as sealed::Bits>::Bytes::default();
+        for (byte, &wire) in raw.as_mut().iter_mut().zip(chunk) {
+            *byte = wire;
         }
-        order::arrange(words.as_mut(), REVERSE, SWAP);
-        *slot = T::from_words(words);
+        let mut bits = T::Bits::from_le_byte_array(raw);
+        if !SWAP {
+            bits = bits.swap_lane_bytes();
+        }
+        if !REVERSE {
+            bits = bits.reverse_lanes();
+        }
+        *slot = T::from_bits(bits);
         written += 1;
     }
     written

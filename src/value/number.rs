@@ -1,7 +1,7 @@
 //! [`Value`] for the eight numeric types, and the `f64` conversions scaling needs.
 //!
-//! Register words are joined through the types' own big-endian byte conversions, so every
-//! conversion is an exact bit copy (floats keep NaN payloads). Conversions from `f64` round
+//! Register words are joined with shifts and split through the types' own big-endian bytes;
+//! both are exact bit copies (floats keep NaN payloads). Conversions from `f64` round
 //! by hand because `f64::round` is not in `core`.
 
 use super::{DataType, Value, ValueError, sealed::Sealed};
@@ -40,14 +40,23 @@ fn round_half_away(value: f64) -> f64 {
     }
 }
 
-/// Joins logical (most significant first) words into big-endian bytes.
+/// Joins logical (most significant first) words with shifts rather than through a byte array:
+/// on a little-endian machine a word-swapped value then needs no byte moves at all and a
+/// big-endian one the same per-register byte swap as a plain register read, which is what
+/// lets the bulk loops vectorise.
 macro_rules! join {
-    ($words:expr, $n:literal) => {{
-        let mut bytes = [0u8; $n * 2];
-        for (pair, word) in bytes.chunks_exact_mut(2).zip($words) {
-            pair.copy_from_slice(&word.to_be_bytes());
-        }
-        bytes
+    ($words:expr, 1) => {{
+        let [word] = $words;
+        word.to_ne_bytes()
+    }};
+    ($words:expr, 2) => {{
+        let [high, low] = $words;
+        ((u32::from(high) << 16) | u32::from(low)).to_ne_bytes()
+    }};
+    ($words:expr, 4) => {{
+        let [a, b, c, d] = $words;
+        ((u64::from(a) << 48) | (u64::from(b) << 32) | (u64::from(c) << 16) | u64::from(d))
+            .to_ne_bytes()
     }};
 }
 
@@ -65,17 +74,23 @@ macro_rules! split {
 }
 
 macro_rules! integer_value {
-    ($($ty:ty => $data_type:ident, $n:literal;)*) => {$(
+    ($($ty:ty => $data_type:ident, $n:tt, $bits:ty;)*) => {$(
         impl Sealed for $ty {}
 
         impl Value for $ty {
             const DATA_TYPE: DataType = DataType::$data_type;
             const REGISTERS: usize = $n;
             type Words = [u16; $n];
+            type Bits = $bits;
+
+            #[inline]
+            fn from_bits(bits: $bits) -> Self {
+                Self::from_ne_bytes(bits.to_ne_bytes())
+            }
 
             #[inline]
             fn from_words(words: [u16; $n]) -> Self {
-                Self::from_be_bytes(join!(words, $n))
+                Self::from_ne_bytes(join!(words, $n))
             }
 
             #[inline]
@@ -118,12 +133,12 @@ macro_rules! integer_value {
 }
 
 integer_value! {
-    u16 => U16, 1;
-    i16 => I16, 1;
-    u32 => U32, 2;
-    i32 => I32, 2;
-    u64 => U64, 4;
-    i64 => I64, 4;
+    u16 => U16, 1, u16;
+    i16 => I16, 1, u16;
+    u32 => U32, 2, u32;
+    i32 => I32, 2, u32;
+    u64 => U64, 4, u64;
+    i64 => I64, 4, u64;
 }
 
 impl Sealed for f32 {}
@@ -132,10 +147,16 @@ impl Value for f32 {
     const DATA_TYPE: DataType = DataType::F32;
     const REGISTERS: usize = 2;
     type Words = [u16; 2];
+    type Bits = u32;
+
+    #[inline]
+    fn from_bits(bits: u32) -> Self {
+        Self::from_bits(bits)
+    }
 
     #[inline]
     fn from_words(words: [u16; 2]) -> Self {
-        Self::from_be_bytes(join!(words, 2))
+        Self::from_ne_bytes(join!(words, 2))
     }
 
     #[inline]
@@ -168,10 +189,16 @@ impl Value for f64 {
     const DATA_TYPE: DataType = DataType::F64;
     const REGISTERS: usize = 4;
     type Words = [u16; 4];
+    type Bits = u64;
+
+    #[inline]
+    fn from_bits(bits: u64) -> Self {
+        Self::from_bits(bits)
+    }
 
     #[inline]
     fn from_words(words: [u16; 4]) -> Self {
-        Self::from_be_bytes(join!(words, 4))
+        Self::from_ne_bytes(join!(words, 4))
     }
 
     #[inline]

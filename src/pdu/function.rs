@@ -54,7 +54,7 @@ open_byte_enum! {
         ReadWriteMultipleRegisters = 0x17,
         /// 0x18: read a first-in-first-out queue of holding registers.
         ReadFifoQueue = 0x18,
-        /// 0x2B: encapsulated interface transport (MEI 13 CANopen, MEI 14 device identification).
+        /// 0x2B: encapsulated interface transport (MEI 13 `CANopen`, MEI 14 device identification).
         EncapsulatedInterfaceTransport = 0x2B,
     }
 }

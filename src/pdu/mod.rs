@@ -9,15 +9,37 @@
 //! decoder accepts can be sent.
 //!
 //! Everything here is `no_std` without `alloc`.
+//!
+//! Panic freedom is a contract here, enforced by the lints below and verified by fuzzing and
+//! property tests: no indexing, no `unwrap`, no explicit panics on any decode or encode path.
+#![deny(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 
 mod code;
+mod cursor;
+pub mod device_id;
+pub mod diagnostics;
 mod exception;
+pub mod file_record;
 mod function;
+mod list;
 mod payload;
+mod request;
+mod response;
 
+pub use device_id::{DeviceIdObject, DeviceIdObjects, DeviceIdentification, ReadDeviceIdCode};
+pub use diagnostics::{DiagnosticCounter, DiagnosticsRequest, DiagnosticsResponse};
 pub use exception::{ExceptionCode, ExceptionResponse};
+pub use file_record::{FileReadGroup, FileReadGroups, FileReadResponses, FileRecord, FileRecords};
 pub use function::{EXCEPTION_BIT, FunctionCode};
+pub use list::{WireItem, WireList, WireListIter};
 pub use payload::{CoilIter, Coils, RegisterIter, Registers};
+pub use request::{MAX_FILE_READ_GROUPS, Request};
+pub use response::{MAX_EVENT_LOG_LEN, Response};
 
 /// Largest PDU any transport carries: 256-byte RTU ADU minus address and CRC.
 pub const MAX_PDU_LEN: usize = 253;

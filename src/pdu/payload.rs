@@ -99,21 +99,22 @@ impl<'a> Registers<'a> {
     /// This is the fast way out of a view: the conversion runs over whole slices so the
     /// compiler can vectorise it.
     pub fn copy_to(&self, out: &mut [u16]) -> usize {
+        let n = self.len().min(out.len());
         match self.repr {
             RegistersRepr::Wire(bytes) => {
-                let mut copied = 0;
                 for (word, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-                    *word = u16::from_be_bytes([pair[0], pair[1]]);
-                    copied += 1;
+                    if let &[high, low] = pair {
+                        *word = u16::from_be_bytes([high, low]);
+                    }
                 }
-                copied
             }
             RegistersRepr::Words(words) => {
-                let n = words.len().min(out.len());
-                out[..n].copy_from_slice(&words[..n]);
-                n
+                for (word, value) in out.iter_mut().zip(words) {
+                    *word = *value;
+                }
             }
         }
+        n
     }
 
     /// Writes the big-endian wire bytes into `out`, which must be exactly
@@ -165,6 +166,14 @@ impl fmt::Debug for Registers<'_> {
 }
 
 impl<'a> IntoIterator for Registers<'a> {
+    type Item = u16;
+    type IntoIter = RegisterIter<'a>;
+    fn into_iter(self) -> RegisterIter<'a> {
+        self.iter()
+    }
+}
+
+impl<'a> IntoIterator for &Registers<'a> {
     type Item = u16;
     type IntoIter = RegisterIter<'a>;
     fn into_iter(self) -> RegisterIter<'a> {
@@ -326,23 +335,22 @@ impl<'a> Coils<'a> {
     /// Whole bytes are expanded eight bits at a time; this is the fast way out of a view.
     pub fn copy_to(&self, out: &mut [bool]) -> usize {
         let n = self.len().min(out.len());
-        let out = &mut out[..n];
+        let Some(out) = out.get_mut(..n) else {
+            return 0;
+        };
         match self.repr {
             CoilsRepr::Packed { bytes, .. } => {
-                let mut chunks = out.chunks_exact_mut(8);
-                for (chunk, &byte) in (&mut chunks).zip(bytes) {
+                for (chunk, &byte) in out.chunks_mut(8).zip(bytes) {
                     for (bit, slot) in chunk.iter_mut().enumerate() {
                         *slot = byte & (1 << bit) != 0;
                     }
                 }
-                let done = n - chunks.into_remainder().len();
-                if let Some(&byte) = bytes.get(done / 8) {
-                    for (bit, slot) in out[done..].iter_mut().enumerate() {
-                        *slot = byte & (1 << bit) != 0;
-                    }
+            }
+            CoilsRepr::Bools(bits) => {
+                for (slot, &bit) in out.iter_mut().zip(bits) {
+                    *slot = bit;
                 }
             }
-            CoilsRepr::Bools(bits) => out.copy_from_slice(&bits[..n]),
         }
         n
     }
@@ -385,6 +393,14 @@ impl fmt::Debug for Coils<'_> {
 }
 
 impl<'a> IntoIterator for Coils<'a> {
+    type Item = bool;
+    type IntoIter = CoilIter<'a>;
+    fn into_iter(self) -> CoilIter<'a> {
+        self.iter()
+    }
+}
+
+impl<'a> IntoIterator for &Coils<'a> {
     type Item = bool;
     type IntoIter = CoilIter<'a>;
     fn into_iter(self) -> CoilIter<'a> {

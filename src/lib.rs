@@ -8,6 +8,8 @@ extern crate std;
 
 pub mod error;
 pub mod pdu;
+#[cfg(feature = "std")]
+pub mod poll;
 pub mod time;
 pub mod value;
 

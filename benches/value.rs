@@ -4,7 +4,8 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use modbus_stack::pdu::Registers;
-use modbus_stack::value::{self, Order};
+use modbus_stack::poll::{PlanConfig, Point, PointKind, PointMap, Table};
+use modbus_stack::value::{self, DataType, Order};
 
 /// 125 registers (a full FC 03 response) of word-swapped f32 values, plus one spare register.
 const WIRE: [u8; 250] = {
@@ -12,7 +13,9 @@ const WIRE: [u8; 250] = {
     let mut i = 0;
     while i < 250 {
         // Deterministic, varied bytes; the values themselves do not matter.
-        bytes[i] = (i as u8).wrapping_mul(37).wrapping_add(11);
+        #[allow(clippy::cast_possible_truncation)] // i < 250
+        let byte = i as u8;
+        bytes[i] = byte.wrapping_mul(37).wrapping_add(11);
         i += 1;
     }
     bytes
@@ -51,5 +54,53 @@ fn decode(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decode);
+/// 1000 points over two devices and all four tables, with holes, overlaps and mixed widths.
+fn thousand_points() -> PointMap {
+    let mut points = Vec::new();
+    let mut address = 0u16;
+    for i in 0..1000u16 {
+        let unit_id = 1 + u8::from(i % 2 == 1);
+        let (table, kind) = match i % 10 {
+            0 => (Table::Coils, PointKind::Bit),
+            1 => (Table::DiscreteInputs, PointKind::Bit),
+            2 | 3 => (
+                Table::InputRegisters,
+                PointKind::number(DataType::F32, Order::Cdab),
+            ),
+            4 => (Table::HoldingRegisters, PointKind::RegisterBit { bit: 3 }),
+            5 => (
+                Table::HoldingRegisters,
+                PointKind::number(DataType::F64, Order::Abcd),
+            ),
+            _ => (
+                Table::HoldingRegisters,
+                PointKind::number(DataType::U16, Order::Abcd),
+            ),
+        };
+        points.push(Point::new(format!("p{i}"), unit_id, table, address, kind));
+        // Every seventh point leaves a hole the planner must decide to read through or not.
+        address += 4 + u16::from(i % 7 == 0) * 6;
+    }
+    PointMap::new(points).unwrap()
+}
+
+fn plan(c: &mut Criterion) {
+    let map = thousand_points();
+    let mut config = PlanConfig::default();
+    config.defaults.max_register_gap = 4;
+    config.defaults.max_bit_gap = 16;
+    let mut group = c.benchmark_group("poll/plan");
+    group.bench_function("1000_points", |b| {
+        b.iter(|| {
+            black_box(&map)
+                .plan(black_box(&config))
+                .unwrap()
+                .reads()
+                .len()
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, decode, plan);
 criterion_main!(benches);

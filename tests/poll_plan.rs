@@ -408,8 +408,9 @@ fn reference_read_count(points: &[(u8, Table, u16, u16)], limits: &DeviceLimits)
                 if last <= end {
                     continue;
                 }
-                let clear =
-                    (end + 1..=last).all(|a| !limits.forbidden.contains(&(table, a as u16)));
+                let clear = (end + 1..=last).all(|a| {
+                    u16::try_from(a).is_ok_and(|a| !limits.forbidden.contains(&(table, a)))
+                });
                 if last - start < u32::from(max)
                     && first.saturating_sub(end + 1) <= u32::from(gap)
                     && clear

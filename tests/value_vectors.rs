@@ -1,6 +1,9 @@
 //! Hand-checked register vectors for every numeric type and order, strings and bits, plus
 //! proptest round trips (`decode(encode(v)) == v`, bit-exact for floats).
 
+// Exact float results are the point here; `eq` has the `fn(T, T)` shape the helpers take.
+#![allow(clippy::float_cmp, clippy::needless_pass_by_value)]
+
 use core::f32::consts::PI as PI32;
 use core::f64::consts::PI as PI64;
 

@@ -234,7 +234,7 @@ impl ExactSizeIterator for RegisterIter<'_> {}
 /// let coils = Coils::new(&[0xCD, 0x6B, 0x05], 19).unwrap();
 /// assert_eq!(coils.get(0), Some(true));
 /// assert_eq!(coils.get(1), Some(false));
-/// assert_eq!(coils.iter().filter(|&on| on).count(), 10);
+/// assert_eq!(coils.iter().filter(|&on| on).count(), 12);
 /// ```
 #[derive(Clone, Copy)]
 pub struct Coils<'a> {

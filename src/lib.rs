@@ -1,5 +1,6 @@
 //! modbus-stack: a complete Modbus stack with a `no_std`, allocation-free sans-IO core.
 #![no_std]
+#![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "std")]

@@ -11,7 +11,7 @@ use modbus_stack::pdu::{Request, Response};
 ///
 /// Panics on anything else, so a typo in a vector fails loudly instead of testing the wrong bytes.
 #[must_use]
-pub fn hex(text: &str) -> Vec<u8> {
+pub(crate) fn hex(text: &str) -> Vec<u8> {
     let mut out = Vec::new();
     let mut rest = text.trim();
     while !rest.is_empty() {
@@ -38,7 +38,7 @@ pub fn hex(text: &str) -> Vec<u8> {
 /// is independent of the crate's table-driven implementation. Returns the two bytes in wire
 /// order (low byte first).
 #[must_use]
-pub fn crc16_modbus(bytes: &[u8]) -> [u8; 2] {
+pub(crate) fn crc16_modbus(bytes: &[u8]) -> [u8; 2] {
     let mut crc: u16 = 0xFFFF;
     for &byte in bytes {
         crc ^= u16::from(byte);
@@ -56,7 +56,7 @@ pub fn crc16_modbus(bytes: &[u8]) -> [u8; 2] {
 /// The PDU inside an RTU ADU: drops the address byte and the two CRC bytes, after checking the
 /// CRC so a mistyped vector cannot slip through.
 #[must_use]
-pub fn rtu_pdu(adu: &[u8]) -> Vec<u8> {
+pub(crate) fn rtu_pdu(adu: &[u8]) -> Vec<u8> {
     assert!(adu.len() >= 4, "RTU ADU {adu:02X?} is too short");
     let (body, crc) = adu.split_at(adu.len() - 2);
     assert_eq!(crc16_modbus(body), crc, "CRC of RTU ADU {adu:02X?}");
@@ -65,31 +65,31 @@ pub fn rtu_pdu(adu: &[u8]) -> Vec<u8> {
 
 /// One request/response pair of `modbus-reference.md` §12.1, as RTU ADUs for server 0x01.
 #[derive(Debug, Clone, Copy)]
-pub struct RtuVector {
+pub(crate) struct RtuVector {
     /// Function name as the reference's table gives it.
-    pub name: &'static str,
+    pub(crate) name: &'static str,
     /// Request ADU.
-    pub request: &'static str,
+    pub(crate) request: &'static str,
     /// Response ADU (the same as the request for the echo functions).
-    pub response: &'static str,
+    pub(crate) response: &'static str,
 }
 
 impl RtuVector {
     /// The request PDU.
     #[must_use]
-    pub fn request_pdu(&self) -> Vec<u8> {
+    pub(crate) fn request_pdu(&self) -> Vec<u8> {
         rtu_pdu(&hex(self.request))
     }
 
     /// The response PDU.
     #[must_use]
-    pub fn response_pdu(&self) -> Vec<u8> {
+    pub(crate) fn response_pdu(&self) -> Vec<u8> {
         rtu_pdu(&hex(self.response))
     }
 }
 
 /// `modbus-reference.md` §12.1, every row (server address 0x01, CRC included).
-pub const SPEC_RTU_VECTORS: &[RtuVector] = &[
+pub(crate) const SPEC_RTU_VECTORS: &[RtuVector] = &[
     RtuVector {
         name: "01 Read Coils",
         request: "01 01 00 13 00 13 8C 02",
@@ -188,27 +188,27 @@ pub const SPEC_RTU_VECTORS: &[RtuVector] = &[
 ];
 
 /// `modbus-reference.md` §4.19.2, corrected single-response example (PDU).
-pub const DEVICE_ID_REQUEST: &str = "2B 0E 01 00";
+pub(crate) const DEVICE_ID_REQUEST: &str = "2B 0E 01 00";
 /// Response to [`DEVICE_ID_REQUEST`]: three basic objects in one PDU.
-pub const DEVICE_ID_RESPONSE: &str = r#"2B 0E 01 01 00 00 03 00 16 "Company identification" 01 0F "Product code XX" 02 05 "V2.11""#;
+pub(crate) const DEVICE_ID_RESPONSE: &str = r#"2B 0E 01 01 00 00 03 00 16 "Company identification" 01 0F "Product code XX" 02 05 "V2.11""#;
 /// §4.19.2 split example, first response (request [`DEVICE_ID_REQUEST`]): two objects, more
 /// follows, next object 0x02.
-pub const DEVICE_ID_SPLIT_RESPONSE_1: &str = r#"2B 0E 01 01 FF 02 02 00 16 "Company identification" 01 1D "Product code XXXXXXXXXXXXXXXX""#;
+pub(crate) const DEVICE_ID_SPLIT_RESPONSE_1: &str = r#"2B 0E 01 01 FF 02 02 00 16 "Company identification" 01 1D "Product code XXXXXXXXXXXXXXXX""#;
 /// §4.19.2 split example, second request: continue from object 0x02.
-pub const DEVICE_ID_SPLIT_REQUEST_2: &str = "2B 0E 01 02";
+pub(crate) const DEVICE_ID_SPLIT_REQUEST_2: &str = "2B 0E 01 02";
 /// §4.19.2 split example, second response: the last object.
-pub const DEVICE_ID_SPLIT_RESPONSE_2: &str = r#"2B 0E 01 01 00 00 01 02 05 "V2.11""#;
+pub(crate) const DEVICE_ID_SPLIT_RESPONSE_2: &str = r#"2B 0E 01 01 00 00 01 02 05 "V2.11""#;
 
 /// Size of the poisoned buffers the encode checks use: larger than any PDU.
-pub const POISON_LEN: usize = 300;
+pub(crate) const POISON_LEN: usize = 300;
 /// The byte the encode checks fill their buffers with.
-pub const POISON: u8 = 0xAA;
+pub(crate) const POISON: u8 = 0xAA;
 
 /// Encodes `request` into a buffer filled with [`POISON`], checks that the length returned
 /// equals `encoded_len()`, that nothing past it was touched, and that a buffer one byte short
 /// is refused; returns the encoded bytes.
 #[track_caller]
-pub fn encode_request(request: &Request<'_>) -> Vec<u8> {
+pub(crate) fn encode_request(request: &Request<'_>) -> Vec<u8> {
     let mut buf = [POISON; POISON_LEN];
     let len = request
         .encode(&mut buf)
@@ -225,7 +225,7 @@ pub fn encode_request(request: &Request<'_>) -> Vec<u8> {
 
 /// As [`encode_request`], for a response.
 #[track_caller]
-pub fn encode_response(response: &Response<'_>) -> Vec<u8> {
+pub(crate) fn encode_response(response: &Response<'_>) -> Vec<u8> {
     let mut buf = [POISON; POISON_LEN];
     let len = response
         .encode(&mut buf)

@@ -5,9 +5,9 @@ mod support;
 
 use modbus_stack::pdu::diagnostics::{DiagnosticCounter, DiagnosticsRequest, DiagnosticsResponse};
 use modbus_stack::pdu::{
-    Coils, DeviceIdObject, DeviceIdObjects, DeviceIdentification, ExceptionCode,
-    ExceptionResponse, FileReadGroup, FileReadGroups, FileReadResponses, FileRecord, FileRecords,
-    FunctionCode, ReadDeviceIdCode, Registers, Request, Response,
+    Coils, DeviceIdObject, DeviceIdObjects, DeviceIdentification, ExceptionCode, ExceptionResponse,
+    FileReadGroup, FileReadGroups, FileReadResponses, FileRecord, FileRecords, FunctionCode,
+    ReadDeviceIdCode, Registers, Request, Response,
 };
 use modbus_stack::{DecodeError, EncodeError};
 use support::{
@@ -28,7 +28,11 @@ fn check_request(pdu: &[u8], expected: &Request<'_>) {
     assert_eq!(&decoded, expected, "decoded request of {pdu:02X?}");
     assert_eq!(encode_request(expected), pdu, "encoding {expected:?}");
     // The decoded (wire-backed) value re-encodes identically too.
-    assert_eq!(encode_request(&decoded), pdu, "re-encoding decoded {decoded:?}");
+    assert_eq!(
+        encode_request(&decoded),
+        pdu,
+        "re-encoding decoded {decoded:?}"
+    );
 }
 
 /// As [`check_request`], for a response to `request`.
@@ -38,7 +42,11 @@ fn check_response(pdu: &[u8], request: &Request<'_>, expected: &Response<'_>) {
         .unwrap_or_else(|err| panic!("decoding {pdu:02X?} for {request:?} failed: {err}"));
     assert_eq!(&decoded, expected, "decoded response of {pdu:02X?}");
     assert_eq!(encode_response(expected), pdu, "encoding {expected:?}");
-    assert_eq!(encode_response(&decoded), pdu, "re-encoding decoded {decoded:?}");
+    assert_eq!(
+        encode_response(&decoded),
+        pdu,
+        "re-encoding decoded {decoded:?}"
+    );
 }
 
 /// Decoding `pdu` as a request fails with `expected`, which maps to exception `code`.
@@ -83,13 +91,6 @@ fn bits(text: &str) -> Vec<bool> {
         .collect()
 }
 
-/// A request with `data` bytes after the function code.
-fn pdu(function: u8, data: &[u8]) -> Vec<u8> {
-    let mut out = vec![function];
-    out.extend_from_slice(data);
-    out
-}
-
 // ---------------------------------------------------------------------------------------------
 // §12.1 vectors, both directions, with typed field checks
 // ---------------------------------------------------------------------------------------------
@@ -108,7 +109,12 @@ fn every_rtu_vector_decodes_and_reencodes() {
             .unwrap_or_else(|err| panic!("{}: response: {err}", vector.name));
         assert_eq!(encode_request(&request), request_pdu, "{}", vector.name);
         assert_eq!(encode_response(&response), response_pdu, "{}", vector.name);
-        assert_eq!(request.function().value(), request_pdu[0], "{}", vector.name);
+        assert_eq!(
+            request.function().value(),
+            request_pdu[0],
+            "{}",
+            vector.name
+        );
         assert_eq!(response.function(), request.function(), "{}", vector.name);
     }
 }
@@ -371,7 +377,10 @@ fn fc0f_write_multiple_coils() {
         values: Coils::from_bools(&values),
     };
     check_request(&req, &request);
-    let Request::WriteMultipleCoils { values: decoded, .. } = Request::decode(&req).unwrap() else {
+    let Request::WriteMultipleCoils {
+        values: decoded, ..
+    } = Request::decode(&req).unwrap()
+    else {
         panic!("not WriteMultipleCoils");
     };
     assert_eq!(decoded.len(), 10);
@@ -766,7 +775,10 @@ fn fc2b_0d_canopen_general_reference_is_opaque() {
     let data = hex("01 02 03");
     let request = Request::CanOpenGeneralReference { data: &data };
     check_request(&hex("2B 0D 01 02 03"), &request);
-    check_request(&hex("2B 0D"), &Request::CanOpenGeneralReference { data: &[] });
+    check_request(
+        &hex("2B 0D"),
+        &Request::CanOpenGeneralReference { data: &[] },
+    );
     let rsp_data = hex("AA BB");
     check_response(
         &hex("2B 0D AA BB"),
@@ -870,7 +882,12 @@ fn user_defined_function_code_is_custom() {
 
 #[test]
 fn fc08_every_defined_sub_function() {
-    type Case = (&'static str, DiagnosticsRequest<'static>, &'static str, Option<DiagnosticsResponse<'static>>);
+    type Case = (
+        &'static str,
+        DiagnosticsRequest<'static>,
+        &'static str,
+        Option<DiagnosticsResponse<'static>>,
+    );
     let cases: Vec<Case> = vec![
         (
             "08 00 00 12 34 56 78",
@@ -944,21 +961,18 @@ fn fc08_every_defined_sub_function() {
         let rsp = hex(rsp);
         let request = Request::Diagnostics(request);
         check_request(&req, &request);
-        match response {
-            Some(response) => {
-                assert!(request.expects_response());
-                check_response(&rsp, &request, &Response::Diagnostics(response));
-            }
-            None => {
-                assert!(!request.expects_response());
-                reject_response(
-                    &rsp,
-                    &request,
-                    DecodeError::NoResponseExpected {
-                        function: FunctionCode::Diagnostics,
-                    },
-                );
-            }
+        if let Some(response) = response {
+            assert!(request.expects_response());
+            check_response(&rsp, &request, &Response::Diagnostics(response));
+        } else {
+            assert!(!request.expects_response());
+            reject_response(
+                &rsp,
+                &request,
+                DecodeError::NoResponseExpected {
+                    function: FunctionCode::Diagnostics,
+                },
+            );
         }
     }
 }
@@ -1058,7 +1072,9 @@ fn fc08_request_data_rules() {
 
 #[test]
 fn fc08_reserved_sub_functions_are_illegal_function() {
-    for sub in [0x05u16, 0x06, 0x07, 0x08, 0x09, 0x13, 0x15, 0x16, 0x100, 0xFFFF] {
+    for sub in [
+        0x05u16, 0x06, 0x07, 0x08, 0x09, 0x13, 0x15, 0x16, 0x100, 0xFFFF,
+    ] {
         let [hi, lo] = sub.to_be_bytes();
         reject_request(
             &[0x08, hi, lo, 0x00, 0x00],
@@ -1082,10 +1098,22 @@ fn fc08_response_echo_mismatches() {
     };
     let data = hex("A5 37");
     let cases = [
-        (diag(DiagnosticsRequest::ReturnQueryData { data: &data }), "08 00 00 A5 38"),
-        (diag(DiagnosticsRequest::ReturnQueryData { data: &data }), "08 00 00 A5"),
-        (diag(DiagnosticsRequest::ReturnQueryData { data: &data }), "08 00 00 A5 37 00"),
-        (diag(DiagnosticsRequest::ReturnQueryData { data: &data }), "08 00 01 A5 37"),
+        (
+            diag(DiagnosticsRequest::ReturnQueryData { data: &data }),
+            "08 00 00 A5 38",
+        ),
+        (
+            diag(DiagnosticsRequest::ReturnQueryData { data: &data }),
+            "08 00 00 A5",
+        ),
+        (
+            diag(DiagnosticsRequest::ReturnQueryData { data: &data }),
+            "08 00 00 A5 37 00",
+        ),
+        (
+            diag(DiagnosticsRequest::ReturnQueryData { data: &data }),
+            "08 00 01 A5 37",
+        ),
         (
             diag(DiagnosticsRequest::RestartCommunicationsOption {
                 clear_event_log: false,
@@ -1104,7 +1132,10 @@ fn fc08_response_echo_mismatches() {
             diag(DiagnosticsRequest::ClearOverrunCounterAndFlag),
             "08 00 14 01 00",
         ),
-        (diag(DiagnosticsRequest::ReturnDiagnosticRegister), "08 00 0B 00 00"),
+        (
+            diag(DiagnosticsRequest::ReturnDiagnosticRegister),
+            "08 00 0B 00 00",
+        ),
     ];
     for (request, rsp) in &cases {
         reject_response(&hex(rsp), request, mismatch);
@@ -1175,7 +1206,11 @@ fn section_12_3_negative_vectors() {
         DecodeError::InvalidDeviceIdCode { code: 5 },
         3,
     );
-    reject_request(&hex("2B 0E 00 00"), DecodeError::InvalidDeviceIdCode { code: 0 }, 3);
+    reject_request(
+        &hex("2B 0E 00 00"),
+        DecodeError::InvalidDeviceIdCode { code: 0 },
+        3,
+    );
     // MEI type 12 (and every reserved MEI type) is an illegal function.
     for mei in [0x00u8, 0x0C, 0x0F, 0xFF] {
         reject_request(
@@ -1246,7 +1281,9 @@ fn every_proper_prefix_of_a_vector_request_is_truncated() {
         .collect();
     requests.push(hex("11"));
     requests.push(hex("08 00 01 FF 00"));
-    requests.push(hex("15 14 06 00 01 00 00 00 01 12 34 06 FF FF 27 0E 00 02 AB CD 00 01"));
+    requests.push(hex(
+        "15 14 06 00 01 00 00 00 01 12 34 06 FF FF 27 0E 00 02 AB CD 00 01",
+    ));
     for req in &requests {
         assert!(Request::decode(req).is_ok());
         let err = Request::decode(&[]).unwrap_err();
@@ -1258,7 +1295,10 @@ fn every_proper_prefix_of_a_vector_request_is_truncated() {
                 panic!("prefix {prefix:02X?}: expected Truncated, got {err:?}");
             };
             assert_eq!(actual, len, "prefix {prefix:02X?}");
-            assert!(needed > actual && needed <= req.len(), "prefix {prefix:02X?}: {err:?}");
+            assert!(
+                needed > actual && needed <= req.len(),
+                "prefix {prefix:02X?}: {err:?}"
+            );
             assert_eq!(err.exception_code(), ExceptionCode::IllegalDataValue);
         }
     }
@@ -1286,7 +1326,10 @@ fn every_proper_prefix_of_a_vector_response_is_rejected() {
                 continue;
             }
             let DecodeError::Truncated { needed, actual, .. } = err else {
-                panic!("{}: prefix {prefix:02X?}: expected Truncated, got {err:?}", v.name);
+                panic!(
+                    "{}: prefix {prefix:02X?}: expected Truncated, got {err:?}",
+                    v.name
+                );
             };
             assert_eq!(actual, len, "{}: prefix {prefix:02X?}", v.name);
             assert!(needed > actual, "{}: prefix {prefix:02X?}: {err:?}", v.name);
@@ -1396,7 +1439,9 @@ fn invalid_request_function_codes_are_illegal_function() {
         let mut buf = [0u8; 8];
         assert_eq!(
             request.encode(&mut buf),
-            Err(EncodeError::Invalid(DecodeError::InvalidFunctionCode { code }))
+            Err(EncodeError::Invalid(DecodeError::InvalidFunctionCode {
+                code
+            }))
         );
     }
 }
@@ -1773,11 +1818,7 @@ fn fc14_request_rules() {
     let decoded = Request::decode(&last).unwrap();
     assert_eq!(encode_request(&decoded), last);
     // Record length 0 → 03.
-    reject_request(
-        &fc14(&[group(6, 1, 0, 0)]),
-        quantity_error(f, 0, 125),
-        3,
-    );
+    reject_request(&fc14(&[group(6, 1, 0, 0)]), quantity_error(f, 0, 125), 3);
     // The response would not fit one PDU → 03.
     let err = reject_request_code(&fc14(&[group(6, 1, 0, 100), group(6, 2, 0, 100)]), 3);
     assert!(
@@ -2049,6 +2090,7 @@ fn padding_bits_of_a_coil_response_survive_reencoding() {
 }
 
 #[test]
+#[allow(clippy::too_many_lines)] // a table of cases
 fn echo_mismatches_are_rejected() {
     let cases: Vec<(Request<'static>, &str, FunctionCode)> = vec![
         (
@@ -2253,12 +2295,18 @@ fn fc2b_0e_response_rules() {
     );
     // Number of objects larger than the objects present (the spec's own erratum).
     assert!(matches!(
-        Response::decode(&hex(r#"2B 0E 01 01 00 00 03 00 01 "A" 01 01 "B""#), &request),
+        Response::decode(
+            &hex(r#"2B 0E 01 01 00 00 03 00 01 "A" 01 01 "B""#),
+            &request
+        ),
         Err(DecodeError::Truncated { .. })
     ));
     // Smaller than present.
     assert!(matches!(
-        Response::decode(&hex(r#"2B 0E 01 01 00 00 01 00 01 "A" 01 01 "B""#), &request),
+        Response::decode(
+            &hex(r#"2B 0E 01 01 00 00 01 00 01 "A" 01 01 "B""#),
+            &request
+        ),
         Err(DecodeError::TrailingBytes { .. })
     ));
     // Object length running past the PDU.
@@ -2279,7 +2327,10 @@ fn fc2b_0e_response_rules() {
     assert!(response.validate().is_err());
     // 244-byte object: the largest, PDU 253.
     let ok = [b'y'; 244];
-    let objects = [DeviceIdObject { id: 0x80, value: &ok }];
+    let objects = [DeviceIdObject {
+        id: 0x80,
+        value: &ok,
+    }];
     let response = Response::ReadDeviceIdentification(DeviceIdentification {
         code: ReadDeviceIdCode::BasicStream,
         conformity_level: 3,
@@ -2322,7 +2373,10 @@ fn pdu_longer_than_253_is_rejected() {
     // Encoding refuses too.
     let data = vec![0u8; 251];
     let request = Request::Diagnostics(DiagnosticsRequest::ReturnQueryData { data: &data });
-    assert_eq!(request.validate(), Err(DecodeError::PduTooLong { len: 254 }));
+    assert_eq!(
+        request.validate(),
+        Err(DecodeError::PduTooLong { len: 254 })
+    );
     let data = vec![0u8; 253];
     let custom = Request::Custom {
         function: FunctionCode::Other(0x41),

@@ -25,7 +25,11 @@ pub(crate) fn hex(text: &str) -> Vec<u8> {
         }
         let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
         let token = &rest[..end];
-        assert_eq!(token.len(), 2, "hex token {token:?} in {text:?} is not one byte");
+        assert_eq!(
+            token.len(),
+            2,
+            "hex token {token:?} in {text:?} is not one byte"
+        );
         let byte = u8::from_str_radix(token, 16)
             .unwrap_or_else(|_| panic!("bad hex token {token:?} in {text:?}"));
         out.push(byte);
@@ -190,10 +194,12 @@ pub(crate) const SPEC_RTU_VECTORS: &[RtuVector] = &[
 /// `modbus-reference.md` §4.19.2, corrected single-response example (PDU).
 pub(crate) const DEVICE_ID_REQUEST: &str = "2B 0E 01 00";
 /// Response to [`DEVICE_ID_REQUEST`]: three basic objects in one PDU.
-pub(crate) const DEVICE_ID_RESPONSE: &str = r#"2B 0E 01 01 00 00 03 00 16 "Company identification" 01 0F "Product code XX" 02 05 "V2.11""#;
+pub(crate) const DEVICE_ID_RESPONSE: &str =
+    r#"2B 0E 01 01 00 00 03 00 16 "Company identification" 01 0F "Product code XX" 02 05 "V2.11""#;
 /// §4.19.2 split example, first response (request [`DEVICE_ID_REQUEST`]): two objects, more
 /// follows, next object 0x02.
-pub(crate) const DEVICE_ID_SPLIT_RESPONSE_1: &str = r#"2B 0E 01 01 FF 02 02 00 16 "Company identification" 01 1D "Product code XXXXXXXXXXXXXXXX""#;
+pub(crate) const DEVICE_ID_SPLIT_RESPONSE_1: &str =
+    r#"2B 0E 01 01 FF 02 02 00 16 "Company identification" 01 1D "Product code XXXXXXXXXXXXXXXX""#;
 /// §4.19.2 split example, second request: continue from object 0x02.
 pub(crate) const DEVICE_ID_SPLIT_REQUEST_2: &str = "2B 0E 01 02";
 /// §4.19.2 split example, second response: the last object.

@@ -14,7 +14,7 @@ use crate::error::DecodeError;
 ///
 /// ```
 /// use modbus_stack::pdu::Registers;
-/// let wire = [0x02, 0x2B, 0x00, 0x00, 0x00, 0x64];
+/// let wire: [u8; 6] = [0x02, 0x2B, 0x00, 0x00, 0x00, 0x64];
 /// let regs = Registers::try_from(&wire[..]).unwrap();
 /// assert_eq!(regs.len(), 3);
 /// assert_eq!(regs.get(0), Some(555));

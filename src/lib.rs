@@ -1,4 +1,4 @@
-//! modbus-stack: a complete Modbus stack with a `no_std`, allocation-free sans-IO core.
+#![doc = include_str!("../README.md")]
 #![no_std]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -1,6 +1,9 @@
 //! Read planner: map validation, limits, decoding, write requests, and properties against a
 //! reference planner written here independently.
 
+// Point maps own collections: the poll module exists only with `std`.
+#![cfg(feature = "std")]
+
 use std::collections::BTreeSet;
 
 use modbus_stack::pdu::Request;

@@ -418,7 +418,7 @@ proptest! {
         let mut from_wire = vec![0f32; 20];
         prop_assert_eq!(value::decode_registers(Registers::try_from(&wire[..]).unwrap(), order, &mut from_wire), n);
         for i in 0..n {
-            let single: f32 = value::decode_at(&words, i * 2, order).unwrap();
+            let single: f32 = value::decode_at(&words[..], i * 2, order).unwrap();
             prop_assert_eq!(single.to_bits(), bulk[i].to_bits());
             prop_assert_eq!(single.to_bits(), from_wire[i].to_bits());
         }

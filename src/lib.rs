@@ -6,7 +6,8 @@
 extern crate std;
 
 pub mod error;
+pub mod frame;
 pub mod pdu;
 pub mod time;
 
-pub use error::{DecodeError, EncodeError};
+pub use error::{DecodeError, EncodeError, FrameError};

@@ -1,0 +1,36 @@
+//! Drives the ASCII decoder: each record is `[gap_lo, gap_hi, len, chars...]` (gap in ms), so
+//! chunking and inter-character timeouts both come from the input.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use modbus_stack::frame::ascii::{self, Config, Decoder};
+use modbus_stack::time::Instant;
+
+fuzz_target!(|data: &[u8]| {
+    let mut decoder = Decoder::new(Config::new());
+    let mut rest = data;
+    let mut now = 0u64;
+    while let [gap_lo, gap_hi, len, tail @ ..] = rest {
+        now += u64::from(u16::from_le_bytes([*gap_lo, *gap_hi])) * 1_000;
+        let take = usize::from(*len).min(tail.len());
+        let (mut chunk, after) = tail.split_at(take);
+        rest = after;
+        let at = Instant::from_micros(now);
+        let _ = decoder.poll_timeout();
+        decoder.handle_timeout(at);
+        for _ in 0..=chunk.len() + 1 {
+            let n = decoder.push(at, chunk);
+            chunk = &chunk[n..];
+            while let Some(result) = decoder.poll_frame() {
+                if let Ok(adu) = result {
+                    assert!(adu.as_bytes().len() >= ascii::MIN_ADU_LEN);
+                    assert!(adu.as_bytes().len() <= ascii::MAX_ADU_LEN);
+                }
+            }
+            if chunk.is_empty() {
+                break;
+            }
+        }
+        assert!(chunk.is_empty(), "decoder stalled");
+    }
+});

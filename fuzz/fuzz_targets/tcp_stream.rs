@@ -1,0 +1,35 @@
+//! Drives the Modbus TCP decoder: each record is `[len, bytes...]`, so the input chooses where
+//! the stream is split; the stateless parser sees the whole input too.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use modbus_stack::frame::{Status, tcp};
+
+fuzz_target!(|data: &[u8]| {
+    if let Status::Complete { frame, consumed } = tcp::parse(data) {
+        assert_eq!(frame.as_bytes().len(), consumed);
+        assert!(tcp::MbapHeader::new_checked(frame.as_bytes()).is_ok());
+    }
+    let mut decoder = tcp::Decoder::new();
+    let mut rest = data;
+    while let [len, tail @ ..] = rest {
+        let take = usize::from(*len).min(tail.len());
+        let (mut chunk, after) = tail.split_at(take);
+        rest = after;
+        for _ in 0..=chunk.len() + 1 {
+            let n = decoder.push(chunk);
+            chunk = &chunk[n..];
+            for _ in 0..=tcp::MAX_ADU_LEN {
+                match decoder.poll_frame() {
+                    Some(Ok(adu)) => assert!(adu.pdu().len() <= 253),
+                    Some(Err(_)) => {}
+                    None => break,
+                }
+            }
+            if chunk.is_empty() {
+                break;
+            }
+        }
+        assert!(chunk.is_empty(), "decoder stalled");
+    }
+});

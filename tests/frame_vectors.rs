@@ -122,7 +122,7 @@ fn rtu_oracle_gives_exact_length_of_every_vector() {
             for cut in 0..adu.len() {
                 match frame_len(&adu[..cut], role, &rules) {
                     FrameLength::AtLeast(n) => {
-                        assert!(n > cut && n <= adu.len(), "{name} at {cut}")
+                        assert!(n > cut && n <= adu.len(), "{name} at {cut}");
                     }
                     FrameLength::Exact(n) => assert_eq!(n, adu.len(), "{name} at {cut}"),
                     other => panic!("{name} at {cut}: {other:?}"),

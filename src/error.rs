@@ -1,7 +1,7 @@
 //! Errors of the sans-IO core.
 //!
-//! Each layer has its own small enum: [`DecodeError`] for PDUs, [`EncodeError`] for building
-//! them (framing errors live in the framing layer). All are `Copy`, allocate nothing and carry the
+//! Each layer has its own small enum: [`DecodeError`] for PDUs, [`FrameError`] for the framings
+//! (RTU, ASCII, TCP) around them, [`EncodeError`] for building either. All are `Copy`, allocate nothing and carry the
 //! offending numbers in named fields, so a log line says exactly what was wrong with the input.
 //!
 //! The layer that detects a fault does not decide its consequence: a server maps a
@@ -246,4 +246,90 @@ impl From<DecodeError> for EncodeError {
     fn from(error: DecodeError) -> Self {
         Self::Invalid(error)
     }
+}
+
+/// Why bytes on a transport do not form a valid frame, as a sentence about the input.
+///
+/// The framing decoders report these and then resynchronise by themselves; what to do about the
+/// error is the caller's decision (a serial server counts it and stays silent, a TCP server closes
+/// the connection after [`FrameError::LengthField`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FrameError {
+    /// The CRC-16 trailer of an RTU frame does not match the bytes before it.
+    #[error("crc 0x{expected:04X} in the frame, 0x{computed:04X} computed over its bytes")]
+    CrcMismatch {
+        /// The CRC carried by the frame (its trailer read low byte first).
+        expected: u16,
+        /// The CRC computed over address, function code and data.
+        computed: u16,
+    },
+    /// The LRC of an ASCII frame does not match the bytes before it.
+    #[error("lrc 0x{expected:02X} in the frame, 0x{computed:02X} computed over its bytes")]
+    LrcMismatch {
+        /// The LRC carried by the frame.
+        expected: u8,
+        /// The LRC computed over address, function code and data.
+        computed: u8,
+    },
+    /// An ASCII frame holds a character that is neither a hex digit nor a delimiter.
+    #[error("byte 0x{byte:02X} is not a hex digit")]
+    InvalidHexDigit {
+        /// The offending byte.
+        byte: u8,
+    },
+    /// An ASCII frame's carriage return is followed by something other than the end character.
+    #[error("byte 0x{byte:02X} after carriage return is not the end character")]
+    InvalidEnd {
+        /// The byte found after the carriage return.
+        byte: u8,
+    },
+    /// An ASCII frame has an odd number of hex digits, so its last byte is half a byte.
+    #[error("{len} hex digits do not form whole bytes")]
+    OddHexDigits {
+        /// The number of hex digits between `:` and the end.
+        len: usize,
+    },
+    /// A frame is longer than its framing allows (256 bytes RTU, 513 characters ASCII).
+    #[error("frame of {len} bytes exceeds the maximum of its framing")]
+    FrameTooLong {
+        /// Length reached (or announced) when the frame was given up.
+        len: usize,
+    },
+    /// A frame is shorter than the smallest frame its framing allows.
+    #[error("frame of {len} bytes is shorter than the minimum of its framing")]
+    FrameTooShort {
+        /// Length of the frame.
+        len: usize,
+    },
+    /// Characters of one frame were separated by a gap longer than the framing allows
+    /// (t1.5 in RTU, the inter-character timeout in ASCII).
+    #[error(
+        "gap of {gap_micros} µs between characters inside a frame exceeds the {limit_micros} µs allowed"
+    )]
+    InterCharacterGap {
+        /// The gap measured, in microseconds.
+        gap_micros: u64,
+        /// The largest gap allowed, in microseconds.
+        limit_micros: u64,
+    },
+    /// An MBAP header's protocol identifier is not 0 (Modbus); the ADU is skipped whole.
+    #[error("mbap protocol id {protocol_id} is not 0 (modbus)")]
+    ProtocolId {
+        /// The protocol identifier found.
+        protocol_id: u16,
+    },
+    /// An MBAP header's length field is outside 2..=254; the stream can no longer be framed.
+    #[error("mbap length field {length} outside 2..=254")]
+    LengthField {
+        /// The length field found.
+        length: u16,
+    },
+    /// An RTU frame's function code has no length rule, so without timing it cannot be cut from
+    /// the stream (register a rule in `frame::rtu::LengthRules`).
+    #[error("function code 0x{function:02X} has no length rule and no timing ends the frame")]
+    LengthUnknown {
+        /// The function code byte.
+        function: u8,
+    },
 }

@@ -7,10 +7,11 @@
 extern crate std;
 
 pub mod error;
+pub mod frame;
 pub mod pdu;
 #[cfg(feature = "std")]
 pub mod poll;
 pub mod time;
 pub mod value;
 
-pub use error::{DecodeError, EncodeError};
+pub use error::{DecodeError, EncodeError, FrameError};

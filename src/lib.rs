@@ -7,6 +7,7 @@ extern crate std;
 
 pub mod error;
 pub mod pdu;
+pub mod session;
 pub mod time;
 
 pub use error::{DecodeError, EncodeError};

@@ -7,6 +7,8 @@ extern crate std;
 
 pub mod error;
 pub mod pdu;
+#[cfg(feature = "std")]
+pub mod server;
 pub mod session;
 pub mod time;
 

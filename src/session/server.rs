@@ -1178,3 +1178,84 @@ fn read_device_identification<H: Handler + ?Sized>(
         out,
     )
 }
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// A handler that serves nothing: every function falls back to the default.
+    struct Nothing;
+    impl Handler for Nothing {}
+
+    fn respond(server: &mut Server, unit_id: u8, pdu: &[u8]) -> (Reply, [u8; MAX_PDU_LEN]) {
+        let mut out = [0u8; MAX_PDU_LEN];
+        let reply = server.respond(unit_id, pdu, &mut Nothing, &mut out);
+        (reply, out)
+    }
+
+    #[test]
+    fn default_handler_answers_illegal_function_for_everything() {
+        let mut server = Server::new(Config::serial(5));
+        for pdu in [
+            &[0x01, 0x00, 0x00, 0x00, 0x01][..],
+            &[0x06, 0x00, 0x00, 0x00, 0x01],
+            &[0x07],
+            &[0x11],
+            &[0x18, 0x00, 0x00],
+            &[0x2B, 0x0E, 0x01, 0x00],
+            &[0x2B, 0x0D, 0x01],
+            &[0x64],
+        ] {
+            let (reply, out) = respond(&mut server, 5, pdu);
+            assert_eq!(reply, Reply::Send(2));
+            assert_eq!(out[..2], [pdu[0] | 0x80, 0x01]);
+        }
+        assert_eq!(server.counter(DiagnosticCounter::BusExceptionError), 8);
+        assert_eq!(server.event_count(), 0);
+    }
+
+    #[test]
+    fn diagnostics_are_served_by_the_core_without_a_handler() {
+        let mut server = Server::new(Config::serial(5));
+        let (reply, out) = respond(&mut server, 5, &[0x08, 0x00, 0x0E, 0x00, 0x00]);
+        assert_eq!(reply, Reply::Send(5));
+        assert_eq!(out[..5], [0x08, 0x00, 0x0E, 0x00, 0x01]);
+        let (reply, out) = respond(&mut server, 5, &[0x0B]);
+        assert_eq!(reply, Reply::Send(5));
+        assert_eq!(out[..5], [0x0B, 0x00, 0x00, 0x00, 0x01]);
+        server.set_program_busy(true);
+        let (_, out) = respond(&mut server, 5, &[0x0B]);
+        assert_eq!(out[..5], [0x0B, 0xFF, 0xFF, 0x00, 0x01]);
+    }
+
+    #[test]
+    fn empty_pdu_and_tiny_buffers_are_silent() {
+        let mut server = Server::new(Config::tcp());
+        let (reply, _) = respond(&mut server, 1, &[]);
+        assert_eq!(reply, Reply::Silent(SilentReason::EmptyPdu));
+        let mut out = [0u8; 1];
+        let reply = server.respond(1, &[0x07], &mut Nothing, &mut out);
+        assert_eq!(reply, Reply::Silent(SilentReason::BufferTooSmall));
+    }
+
+    #[test]
+    fn unit_ids_are_a_set() {
+        let ids = UnitIds::single(1).with(200).with(255);
+        assert!(ids.contains(1) && ids.contains(200) && ids.contains(255));
+        assert!(!ids.contains(0) && !ids.contains(2));
+        assert!((0..=255).all(|id| UnitIds::all().contains(id)));
+        assert!((0..=255).all(|id| !UnitIds::none().contains(id)));
+    }
+
+    #[test]
+    fn event_log_is_capped_at_64_newest_first() {
+        let mut server = Server::new(Config::serial(1));
+        for event in 0..100u8 {
+            server.push_event(event);
+        }
+        assert_eq!(server.event_log().len(), MAX_EVENT_LOG_LEN);
+        assert_eq!(server.event_log()[0], 99);
+        assert_eq!(server.event_log()[63], 36);
+    }
+}

@@ -5,8 +5,8 @@
 //! the protocol logic (decision order, counters, broadcast and listen-only rules) testable with
 //! plain byte slices and usable on a microcontroller without `alloc`.
 //!
-//! [`server`] holds the server core: a [`Handler`](server::Handler) serves the data model and a
-//! [`Server`](server::Server) turns one request PDU into one reply.
+//! [`server`] holds the server core: a [`Handler`] serves the data model and a
+//! [`Server`] turns one request PDU into one reply.
 
 pub mod server;
 

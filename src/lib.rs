@@ -11,6 +11,9 @@ pub mod frame;
 pub mod pdu;
 #[cfg(feature = "std")]
 pub mod poll;
+#[cfg(feature = "std")]
+pub mod server;
+pub mod session;
 pub mod time;
 pub mod value;
 

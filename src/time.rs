@@ -32,6 +32,17 @@ impl Instant {
         }
     }
 
+    /// The current time on the process-wide monotonic clock, whose origin is the first call.
+    ///
+    /// Only the `std` layer reads the clock; the core always takes `now` as an argument.
+    #[cfg(feature = "std")]
+    #[must_use]
+    pub fn now() -> Self {
+        static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        let origin = *ORIGIN.get_or_init(std::time::Instant::now);
+        Self { micros: u64::try_from(origin.elapsed().as_micros()).unwrap_or(u64::MAX) }
+    }
+
     /// Microseconds since the origin.
     #[must_use]
     pub const fn as_micros(self) -> u64 {

@@ -14,6 +14,8 @@ pub mod poll;
 #[cfg(feature = "std")]
 pub mod server;
 pub mod session;
+#[cfg(feature = "std")]
+pub mod sim;
 pub mod time;
 pub mod value;
 

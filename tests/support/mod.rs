@@ -258,3 +258,13 @@ fn check_encoded(len: usize, encoded_len: usize, buf: &[u8]) {
         );
     }
 }
+
+/// Modbus ASCII LRC (two's complement of the byte sum), computed independently of the crate's
+/// implementation.
+#[must_use]
+pub(crate) fn lrc(bytes: &[u8]) -> u8 {
+    bytes
+        .iter()
+        .fold(0u8, |sum, &byte| sum.wrapping_add(byte))
+        .wrapping_neg()
+}

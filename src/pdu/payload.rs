@@ -14,7 +14,7 @@ use crate::error::DecodeError;
 ///
 /// ```
 /// use modbus_stack::pdu::Registers;
-/// let wire = [0x02, 0x2B, 0x00, 0x00, 0x00, 0x64];
+/// let wire = [0x02u8, 0x2B, 0x00, 0x00, 0x00, 0x64];
 /// let regs = Registers::try_from(&wire[..]).unwrap();
 /// assert_eq!(regs.len(), 3);
 /// assert_eq!(regs.get(0), Some(555));
@@ -234,7 +234,7 @@ impl ExactSizeIterator for RegisterIter<'_> {}
 /// let coils = Coils::new(&[0xCD, 0x6B, 0x05], 19).unwrap();
 /// assert_eq!(coils.get(0), Some(true));
 /// assert_eq!(coils.get(1), Some(false));
-/// assert_eq!(coils.iter().filter(|&on| on).count(), 10);
+/// assert_eq!(coils.iter().filter(|&on| on).count(), 12);
 /// ```
 #[derive(Clone, Copy)]
 pub struct Coils<'a> {

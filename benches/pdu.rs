@@ -3,6 +3,9 @@
 //! Each group holds one row for our codec and one `memcpy` row over the same number of bytes,
 //! so the ratio between the two medians is the codec's cost in "memcpys".
 
+// The test data generators wrap on purpose.
+#![allow(clippy::cast_possible_truncation)]
+
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};

@@ -203,7 +203,14 @@ fn check_read(
 }
 
 /// Reads the two words that end a fixed-layout request, then checks nothing follows them.
-#[inline]
+///
+/// Always inlined: out of line, its `Result` goes through memory and is read back with a wider
+/// load than the stores that wrote it, which stalls store-to-load forwarding.
+#[expect(
+    clippy::inline_always,
+    reason = "measured: out of line it costs a forwarding stall per decode"
+)]
+#[inline(always)]
 fn read_pair(r: &mut Reader<'_>) -> Result<(u16, u16), DecodeError> {
     let first = r.u16()?;
     let second = r.u16()?;

@@ -605,6 +605,35 @@ impl<'a> Response<'a> {
     /// than [`encoded_len`](Self::encoded_len).
     #[allow(clippy::too_many_lines)]
     pub fn encode(&self, out: &mut [u8]) -> Result<usize, EncodeError> {
+        // The bulk reads take a fast path that runs `validate`'s checks for them in the same
+        // order without the out-of-line calls, so a server's hot path stays inlinable.
+        match self {
+            Self::ReadCoils { values } | Self::ReadDiscreteInputs { values } => {
+                let (payload, len) = counted_header(
+                    self.function(),
+                    values.len(),
+                    MAX_READ_BITS,
+                    values.byte_len(),
+                    out,
+                )?;
+                values.write_wire(payload);
+                return Ok(len);
+            }
+            Self::ReadHoldingRegisters { values }
+            | Self::ReadInputRegisters { values }
+            | Self::ReadWriteMultipleRegisters { values } => {
+                let (payload, len) = counted_header(
+                    self.function(),
+                    values.len(),
+                    MAX_READ_REGISTERS,
+                    values.byte_len(),
+                    out,
+                )?;
+                values.write_wire(payload);
+                return Ok(len);
+            }
+            _ => {}
+        }
         self.validate()?;
         let required = self.encoded_len();
         if out.len() < required {
@@ -732,6 +761,42 @@ impl<'a> Response<'a> {
         }
         Ok(w.position())
     }
+}
+
+/// Checks a bulk read response (`1..=max` items in `byte_len` bytes) exactly as
+/// [`Response::validate`] and [`Response::encode`] would, writes the function code and byte
+/// count, and returns the payload slot and the encoded length.
+#[inline]
+fn counted_header(
+    function: FunctionCode,
+    quantity: usize,
+    max: u16,
+    byte_len: usize,
+    out: &mut [u8],
+) -> Result<(&mut [u8], usize), EncodeError> {
+    let max = usize::from(max);
+    if quantity < 1 || quantity > max {
+        return Err(DecodeError::QuantityOutOfRange {
+            function,
+            quantity,
+            min: 1,
+            max,
+        }
+        .into());
+    }
+    let required = 2 + byte_len;
+    if required > MAX_PDU_LEN {
+        return Err(DecodeError::PduTooLong { len: required }.into());
+    }
+    let available = out.len();
+    let too_small = EncodeError::BufferTooSmall {
+        required,
+        available,
+    };
+    let (header, rest) = out.split_first_chunk_mut::<2>().ok_or(too_small)?;
+    let payload = rest.get_mut(..byte_len).ok_or(too_small)?;
+    *header = [function.value(), byte_count(function, byte_len)?];
+    Ok((payload, required))
 }
 
 fn check_range(function: FunctionCode, address: u16, quantity: u16) -> Result<(), DecodeError> {

@@ -177,9 +177,65 @@ impl<'a> Response<'a> {
     /// # Errors
     /// A [`DecodeError`] naming the first mismatch: a foreign function code, a byte count that
     /// does not fit the requested quantity, an echo that differs, a malformed exception.
+    pub fn decode(pdu: &'a [u8], request: &Request<'_>) -> Result<Self, DecodeError> {
+        // Fast path for well-formed bulk read responses: the value is built straight into the
+        // result. Anything it does not accept falls through to `decode_checked`, which finds
+        // the error in decision order (or accepts the PDU, with the same result).
+        match *request {
+            Request::ReadCoils { quantity, .. } => {
+                let quantity = usize::from(quantity);
+                if let Some(bytes) =
+                    bulk_payload(pdu, FunctionCode::ReadCoils, quantity.div_ceil(8))
+                {
+                    if let Ok(values) = Coils::new(bytes, quantity) {
+                        return Ok(Self::ReadCoils { values });
+                    }
+                }
+            }
+            Request::ReadDiscreteInputs { quantity, .. } => {
+                let quantity = usize::from(quantity);
+                let function = FunctionCode::ReadDiscreteInputs;
+                if let Some(bytes) = bulk_payload(pdu, function, quantity.div_ceil(8)) {
+                    if let Ok(values) = Coils::new(bytes, quantity) {
+                        return Ok(Self::ReadDiscreteInputs { values });
+                    }
+                }
+            }
+            Request::ReadHoldingRegisters { quantity, .. } => {
+                let function = FunctionCode::ReadHoldingRegisters;
+                if let Some(bytes) = bulk_payload(pdu, function, usize::from(quantity) * 2) {
+                    if let Ok(values) = Registers::try_from(bytes) {
+                        return Ok(Self::ReadHoldingRegisters { values });
+                    }
+                }
+            }
+            Request::ReadInputRegisters { quantity, .. } => {
+                let function = FunctionCode::ReadInputRegisters;
+                if let Some(bytes) = bulk_payload(pdu, function, usize::from(quantity) * 2) {
+                    if let Ok(values) = Registers::try_from(bytes) {
+                        return Ok(Self::ReadInputRegisters { values });
+                    }
+                }
+            }
+            Request::ReadWriteMultipleRegisters { read_quantity, .. } => {
+                let function = FunctionCode::ReadWriteMultipleRegisters;
+                if let Some(bytes) = bulk_payload(pdu, function, usize::from(read_quantity) * 2) {
+                    if let Ok(values) = Registers::try_from(bytes) {
+                        return Ok(Self::ReadWriteMultipleRegisters { values });
+                    }
+                }
+            }
+            _ => {}
+        }
+        Self::decode_checked(pdu, request)
+    }
+
+    /// [`decode`](Self::decode) without the fast path: every function, every check, in
+    /// decision order. Kept out of line so the fast path stays small enough to inline.
+    #[inline(never)]
     // One arm per function code reads better than splitting the table across helpers.
     #[allow(clippy::too_many_lines)]
-    pub fn decode(pdu: &'a [u8], request: &Request<'_>) -> Result<Self, DecodeError> {
+    fn decode_checked(pdu: &'a [u8], request: &Request<'_>) -> Result<Self, DecodeError> {
         if pdu.len() > MAX_PDU_LEN {
             return Err(DecodeError::PduTooLong { len: pdu.len() });
         }
@@ -808,6 +864,18 @@ fn check_range(function: FunctionCode, address: u16, quantity: u16) -> Result<()
         });
     }
     Ok(())
+}
+
+/// The payload of a well-formed `[function, byte count, payload]` response whose byte count
+/// is `expected`, or `None` for anything else (which the full decoder then diagnoses).
+#[inline]
+fn bulk_payload(pdu: &[u8], function: FunctionCode, expected: usize) -> Option<&[u8]> {
+    let (&[code, count], payload) = pdu.split_first_chunk::<2>()?;
+    let ok = pdu.len() <= MAX_PDU_LEN
+        && code == function.value()
+        && usize::from(count) == expected
+        && payload.len() == expected;
+    ok.then_some(payload)
 }
 
 fn read_registers<'a>(

@@ -57,7 +57,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Fails with [`DecodeError::TrailingBytes`] unless every byte was read.
-    pub(crate) fn finish(self) -> Result<(), DecodeError> {
+    pub(crate) fn finish(&self) -> Result<(), DecodeError> {
         if self.rest.is_empty() {
             Ok(())
         } else {

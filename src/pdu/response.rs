@@ -177,9 +177,65 @@ impl<'a> Response<'a> {
     /// # Errors
     /// A [`DecodeError`] naming the first mismatch: a foreign function code, a byte count that
     /// does not fit the requested quantity, an echo that differs, a malformed exception.
+    pub fn decode(pdu: &'a [u8], request: &Request<'_>) -> Result<Self, DecodeError> {
+        // Fast path for well-formed bulk read responses: the value is built straight into the
+        // result. Anything it does not accept falls through to `decode_checked`, which finds
+        // the error in decision order (or accepts the PDU, with the same result).
+        match *request {
+            Request::ReadCoils { quantity, .. } => {
+                let quantity = usize::from(quantity);
+                if let Some(bytes) =
+                    bulk_payload(pdu, FunctionCode::ReadCoils, quantity.div_ceil(8))
+                {
+                    if let Ok(values) = Coils::new(bytes, quantity) {
+                        return Ok(Self::ReadCoils { values });
+                    }
+                }
+            }
+            Request::ReadDiscreteInputs { quantity, .. } => {
+                let quantity = usize::from(quantity);
+                let function = FunctionCode::ReadDiscreteInputs;
+                if let Some(bytes) = bulk_payload(pdu, function, quantity.div_ceil(8)) {
+                    if let Ok(values) = Coils::new(bytes, quantity) {
+                        return Ok(Self::ReadDiscreteInputs { values });
+                    }
+                }
+            }
+            Request::ReadHoldingRegisters { quantity, .. } => {
+                let function = FunctionCode::ReadHoldingRegisters;
+                if let Some(bytes) = bulk_payload(pdu, function, usize::from(quantity) * 2) {
+                    if let Ok(values) = Registers::try_from(bytes) {
+                        return Ok(Self::ReadHoldingRegisters { values });
+                    }
+                }
+            }
+            Request::ReadInputRegisters { quantity, .. } => {
+                let function = FunctionCode::ReadInputRegisters;
+                if let Some(bytes) = bulk_payload(pdu, function, usize::from(quantity) * 2) {
+                    if let Ok(values) = Registers::try_from(bytes) {
+                        return Ok(Self::ReadInputRegisters { values });
+                    }
+                }
+            }
+            Request::ReadWriteMultipleRegisters { read_quantity, .. } => {
+                let function = FunctionCode::ReadWriteMultipleRegisters;
+                if let Some(bytes) = bulk_payload(pdu, function, usize::from(read_quantity) * 2) {
+                    if let Ok(values) = Registers::try_from(bytes) {
+                        return Ok(Self::ReadWriteMultipleRegisters { values });
+                    }
+                }
+            }
+            _ => {}
+        }
+        Self::decode_checked(pdu, request)
+    }
+
+    /// [`decode`](Self::decode) without the fast path: every function, every check, in
+    /// decision order. Kept out of line so the fast path stays small enough to inline.
+    #[inline(never)]
     // One arm per function code reads better than splitting the table across helpers.
     #[allow(clippy::too_many_lines)]
-    pub fn decode(pdu: &'a [u8], request: &Request<'_>) -> Result<Self, DecodeError> {
+    fn decode_checked(pdu: &'a [u8], request: &Request<'_>) -> Result<Self, DecodeError> {
         if pdu.len() > MAX_PDU_LEN {
             return Err(DecodeError::PduTooLong { len: pdu.len() });
         }
@@ -605,6 +661,35 @@ impl<'a> Response<'a> {
     /// than [`encoded_len`](Self::encoded_len).
     #[allow(clippy::too_many_lines)]
     pub fn encode(&self, out: &mut [u8]) -> Result<usize, EncodeError> {
+        // The bulk reads take a fast path that runs `validate`'s checks for them in the same
+        // order without the out-of-line calls, so a server's hot path stays inlinable.
+        match self {
+            Self::ReadCoils { values } | Self::ReadDiscreteInputs { values } => {
+                let (payload, len) = counted_header(
+                    self.function(),
+                    values.len(),
+                    MAX_READ_BITS,
+                    values.byte_len(),
+                    out,
+                )?;
+                values.write_wire(payload);
+                return Ok(len);
+            }
+            Self::ReadHoldingRegisters { values }
+            | Self::ReadInputRegisters { values }
+            | Self::ReadWriteMultipleRegisters { values } => {
+                let (payload, len) = counted_header(
+                    self.function(),
+                    values.len(),
+                    MAX_READ_REGISTERS,
+                    values.byte_len(),
+                    out,
+                )?;
+                values.write_wire(payload);
+                return Ok(len);
+            }
+            _ => {}
+        }
         self.validate()?;
         let required = self.encoded_len();
         if out.len() < required {
@@ -734,6 +819,42 @@ impl<'a> Response<'a> {
     }
 }
 
+/// Checks a bulk read response (`1..=max` items in `byte_len` bytes) exactly as
+/// [`Response::validate`] and [`Response::encode`] would, writes the function code and byte
+/// count, and returns the payload slot and the encoded length.
+#[inline]
+fn counted_header(
+    function: FunctionCode,
+    quantity: usize,
+    max: u16,
+    byte_len: usize,
+    out: &mut [u8],
+) -> Result<(&mut [u8], usize), EncodeError> {
+    let max = usize::from(max);
+    if quantity < 1 || quantity > max {
+        return Err(DecodeError::QuantityOutOfRange {
+            function,
+            quantity,
+            min: 1,
+            max,
+        }
+        .into());
+    }
+    let required = 2 + byte_len;
+    if required > MAX_PDU_LEN {
+        return Err(DecodeError::PduTooLong { len: required }.into());
+    }
+    let available = out.len();
+    let too_small = EncodeError::BufferTooSmall {
+        required,
+        available,
+    };
+    let (header, rest) = out.split_first_chunk_mut::<2>().ok_or(too_small)?;
+    let payload = rest.get_mut(..byte_len).ok_or(too_small)?;
+    *header = [function.value(), byte_count(function, byte_len)?];
+    Ok((payload, required))
+}
+
 fn check_range(function: FunctionCode, address: u16, quantity: u16) -> Result<(), DecodeError> {
     if u32::from(address) + u32::from(quantity) > 0x1_0000 {
         return Err(DecodeError::AddressOverflow {
@@ -743,6 +864,18 @@ fn check_range(function: FunctionCode, address: u16, quantity: u16) -> Result<()
         });
     }
     Ok(())
+}
+
+/// The payload of a well-formed `[function, byte count, payload]` response whose byte count
+/// is `expected`, or `None` for anything else (which the full decoder then diagnoses).
+#[inline]
+fn bulk_payload(pdu: &[u8], function: FunctionCode, expected: usize) -> Option<&[u8]> {
+    let (&[code, count], payload) = pdu.split_first_chunk::<2>()?;
+    let ok = pdu.len() <= MAX_PDU_LEN
+        && code == function.value()
+        && usize::from(count) == expected
+        && payload.len() == expected;
+    ok.then_some(payload)
 }
 
 fn read_registers<'a>(

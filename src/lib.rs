@@ -6,6 +6,8 @@
 #[cfg(feature = "std")]
 extern crate std;
 
+#[cfg(feature = "std")]
+pub mod client;
 pub mod error;
 pub mod frame;
 pub mod pdu;
@@ -17,6 +19,8 @@ pub mod session;
 #[cfg(feature = "std")]
 pub mod sim;
 pub mod time;
+#[cfg(feature = "std")]
+pub mod transport;
 pub mod value;
 
 pub use error::{DecodeError, EncodeError, FrameError};

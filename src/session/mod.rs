@@ -6,8 +6,10 @@
 //! plain byte slices and usable on a microcontroller without `alloc`.
 //!
 //! [`server`] holds the server core: a [`Handler`] serves the data model and a
-//! [`Server`] turns one request PDU into one reply.
+//! [`Server`] turns one request PDU into one reply. [`client`] holds the client core: a
+//! [`client::Session`] frames requests, matches responses to them and keeps their timers.
 
+pub mod client;
 pub mod server;
 
 pub use server::{Config, Handler, Reply, Server, SilentReason, UnitIds};

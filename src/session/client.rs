@@ -1,0 +1,1380 @@
+//! The sans-IO client core: requests in, ADUs out, response bytes in, typed events out.
+//!
+//! A [`Session`] owns every rule a Modbus client follows between sending a request and handing
+//! its answer to the application: framing the request for the chosen [`Framing`], assigning
+//! transaction ids, keeping each outstanding request's encoded PDU so that the response can be
+//! decoded against it ([`Response::decode`]), matching responses by transaction id, unit id and
+//! function (`modbus-reference.md` §3.4, §10.3), discarding stale, foreign and corrupted frames
+//! while the response timer keeps running (§8.8), completing broadcasts after a turnaround delay
+//! instead of waiting for a reply that never comes (§8.9), and the retry schedule (attempts,
+//! exponential backoff with a cap). The driver around it only moves bytes and sleeps until
+//! [`Session::poll_timeout`].
+//!
+//! Nothing here allocates: a session is a fixed table of `N` request slots (each holds the
+//! request PDU and room for its response), a response decoder for the framing, and a small ring
+//! of discard reports. `N` is how many requests may be outstanding at once: up to 16 for
+//! pipelining on Modbus TCP (`NumberMaxOfClientTransaction`, §10.3), while serial framings
+//! always keep one request on the wire whatever `N` is.
+//!
+//! Time is injected: every call that depends on it takes `now`, so tests run on a fake clock.
+#![deny(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
+use core::fmt;
+
+use crate::error::{DecodeError, EncodeError, FrameError};
+use crate::frame::{ascii, rtu, tcp};
+use crate::pdu::{FunctionCode, MAX_PDU_LEN, Request, Response};
+use crate::time::{Duration, Instant};
+
+/// Unit id of a broadcast on a serial line (and on RTU over TCP, which carries serial ADUs).
+pub const BROADCAST_UNIT_ID: u8 = 0;
+/// How many [`DiscardReason`]s wait for [`Session::poll_event`] before the oldest is dropped.
+const DISCARD_QUEUE_LEN: usize = 4;
+
+/// How request and response ADUs are framed on the link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Framing {
+    /// Modbus TCP: MBAP header with transaction ids, so several requests may be outstanding.
+    Tcp,
+    /// RTU ADUs on a TCP stream (serial-to-Ethernet converters, §10.6): no transaction id, one
+    /// request at a time, broadcasts as on a serial line, frames cut by the length oracle.
+    RtuOverTcp,
+    /// RTU on a serial line.
+    Rtu,
+    /// ASCII on a serial line.
+    Ascii,
+}
+
+impl Framing {
+    /// `true` when unit id 0 means a broadcast that no server answers (all but Modbus TCP, where
+    /// a server directly on the network treats 0 as an ordinary id).
+    #[must_use]
+    pub const fn has_broadcast(self) -> bool {
+        !matches!(self, Self::Tcp)
+    }
+
+    /// `true` when several requests may be outstanding: only Modbus TCP tells responses apart
+    /// by transaction id.
+    #[must_use]
+    pub const fn can_pipeline(self) -> bool {
+        matches!(self, Self::Tcp)
+    }
+
+    /// Largest ADU of this framing in bytes (characters for ASCII).
+    #[must_use]
+    pub const fn max_adu_len(self) -> usize {
+        match self {
+            Self::Tcp => tcp::MAX_ADU_LEN,
+            Self::RtuOverTcp | Self::Rtu => rtu::MAX_ADU_LEN,
+            Self::Ascii => ascii::MAX_FRAME_CHARS,
+        }
+    }
+}
+
+/// When and how often a request is sent again after its response timed out.
+///
+/// Attempt 1 is the first transmission. After attempt `k` times out, attempt `k + 1` is sent
+/// after [`backoff(k)`](Self::backoff) = `min(initial_backoff × 2^(k−1), max_backoff)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RetryPolicy {
+    /// Transmissions in total, at least 1 (a value of 0 is treated as 1).
+    pub max_attempts: u32,
+    /// Delay before the second attempt.
+    pub initial_backoff: Duration,
+    /// Largest delay between two attempts.
+    pub max_backoff: Duration,
+    /// Retry requests that change the server's state, too.
+    ///
+    /// Off by default: when the response to a write is lost, the server may well have applied
+    /// the write, and repeating it is not always harmless: a mask write (FC 22) applied twice
+    /// is, but a FIFO queue or a vendor function may count or consume, and a second write may
+    /// overwrite a value someone else set in between. Only requests for which
+    /// [`Request::is_read_only`] holds (minus FC 24, whose queue some devices pop on read) are
+    /// retried unless this is set.
+    pub retry_writes: bool,
+}
+
+impl RetryPolicy {
+    /// One attempt, no retries.
+    pub const NONE: Self = Self {
+        max_attempts: 1,
+        initial_backoff: Duration::ZERO,
+        max_backoff: Duration::ZERO,
+        retry_writes: false,
+    };
+
+    /// Three attempts for reads, 100 ms then 200 ms apart (capped at 1 s); writes once.
+    pub const DEFAULT: Self = Self {
+        max_attempts: 3,
+        initial_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_secs(1),
+        retry_writes: false,
+    };
+
+    /// The delay between attempt `attempt` (1-based) timing out and the next attempt.
+    ///
+    /// ```
+    /// use modbus_stack::session::client::RetryPolicy;
+    /// use modbus_stack::time::Duration;
+    /// let policy = RetryPolicy {
+    ///     max_attempts: 5,
+    ///     initial_backoff: Duration::from_millis(100),
+    ///     max_backoff: Duration::from_millis(300),
+    ///     retry_writes: false,
+    /// };
+    /// assert_eq!(policy.backoff(1), Duration::from_millis(100));
+    /// assert_eq!(policy.backoff(2), Duration::from_millis(200));
+    /// assert_eq!(policy.backoff(3), Duration::from_millis(300)); // capped
+    /// ```
+    #[must_use]
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let exponent = attempt.saturating_sub(1).min(63);
+        let factor = 1u64.checked_shl(exponent).unwrap_or(u64::MAX);
+        self.initial_backoff
+            .saturating_mul(factor)
+            .min(self.max_backoff)
+    }
+
+    /// `true` when `request` may be sent again after a timeout under this policy.
+    #[must_use]
+    pub fn may_retry(&self, request: &Request<'_>) -> bool {
+        self.retry_writes
+            || (request.is_read_only() && !matches!(request, Request::ReadFifoQueue { .. }))
+    }
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// Configuration of a [`Session`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// The framing on the link.
+    pub framing: Framing,
+    /// How long to wait for a response to one attempt, from when the request was queued (or
+    /// released for a retry).
+    pub response_timeout: Duration,
+    /// How long a broadcast occupies the line before the next request may go (§8.9: typically
+    /// 100–200 ms; keep it below the response timeout).
+    pub turnaround_delay: Duration,
+    /// Retry schedule after timeouts and lost connections.
+    pub retry: RetryPolicy,
+    /// RTU line timing for [`Framing::Rtu`]: with it the response decoder also ends frames by
+    /// t3.5 of silence (needed for function codes without a length rule); without it the length
+    /// oracle and the CRC cut frames, as on RTU over TCP.
+    pub rtu_timing: Option<rtu::Timing>,
+}
+
+impl Config {
+    /// Defaults for `framing`: 1 s response timeout, 100 ms turnaround, [`RetryPolicy::DEFAULT`],
+    /// untimed RTU.
+    #[must_use]
+    pub const fn new(framing: Framing) -> Self {
+        Self {
+            framing,
+            response_timeout: Duration::from_secs(1),
+            turnaround_delay: Duration::from_millis(100),
+            retry: RetryPolicy::DEFAULT,
+            rtu_timing: None,
+        }
+    }
+}
+
+/// Identifies one request of a [`Session`]. On Modbus TCP it is the MBAP transaction id; on
+/// serial framings it is a local counter that never goes on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TransactionId(pub u16);
+
+impl fmt::Display for TransactionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// Why [`Session::start`] did not accept a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// Every slot is taken (or, on a serial framing, a request is still on the line).
+    #[error("{outstanding} requests outstanding, no slot free")]
+    Busy {
+        /// Requests in the table.
+        outstanding: usize,
+    },
+    /// The request breaks a rule of the specification (or does not fit a PDU).
+    #[error("invalid request: {0}")]
+    InvalidRequest(EncodeError),
+    /// Only writes may be broadcast: nobody answers a broadcast, so a read would return nothing.
+    #[error("function {function} returns data and cannot be broadcast")]
+    BroadcastRead {
+        /// The function code.
+        function: FunctionCode,
+    },
+}
+
+/// Why bytes received did not complete any request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DiscardReason {
+    /// A Modbus TCP response whose transaction id matches no outstanding request: a late answer
+    /// to a request that already timed out, or a stray (§10.3).
+    UnknownTransaction {
+        /// The transaction id found.
+        transaction_id: u16,
+    },
+    /// A response from another unit than the one addressed (§8.8); the timer keeps running.
+    ForeignUnit {
+        /// The unit addressed.
+        expected: u8,
+        /// The unit id in the response.
+        actual: u8,
+    },
+    /// A serial response that does not fit the outstanding request (other function, byte count
+    /// or echo): most likely a late answer to an earlier request; the timer keeps running.
+    Mismatch(DecodeError),
+    /// A response arrived while no request was waiting for one.
+    Unsolicited {
+        /// The unit id in the response.
+        unit_id: u8,
+    },
+    /// The bytes do not form a frame (CRC, LRC, MBAP header); the framing resynchronises.
+    Frame(FrameError),
+}
+
+/// Why an outstanding request was given up before its timer ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AbortCause {
+    /// The driver reported a lost connection ([`Session::handle_disconnect`]) and the request
+    /// may not be retried.
+    Disconnected,
+    /// The TCP byte stream lost its framing (an MBAP length field outside 2..=254, §10.4): the
+    /// connection must be closed and opened again.
+    Frame(FrameError),
+}
+
+/// What happened to the requests of a [`Session`], from [`Session::poll_event`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event<'a> {
+    /// The response, decoded against its request. An exception response is a
+    /// [`Response::Exception`]: the server did answer.
+    Response {
+        /// The request it answers.
+        id: TransactionId,
+        /// The unit that answered.
+        unit_id: u8,
+        /// The response.
+        response: Response<'a>,
+    },
+    /// A Modbus TCP response with the right transaction id that does not fit its request
+    /// (function, byte count, echo): a protocol error of the server (§3.4).
+    InvalidResponse {
+        /// The request.
+        id: TransactionId,
+        /// What does not fit.
+        error: DecodeError,
+    },
+    /// No response within the response timeout, on the last attempt.
+    Timeout {
+        /// The request.
+        id: TransactionId,
+        /// Transmissions made.
+        attempts: u32,
+    },
+    /// A broadcast was sent and its turnaround delay has passed: the line is free again.
+    BroadcastDone {
+        /// The request.
+        id: TransactionId,
+    },
+    /// A request that gets no response by definition (FC 08 / 04) was sent.
+    Sent {
+        /// The request.
+        id: TransactionId,
+    },
+    /// The request was given up.
+    Aborted {
+        /// The request.
+        id: TransactionId,
+        /// Why.
+        cause: AbortCause,
+    },
+    /// Received bytes were dropped without completing anything.
+    Discarded {
+        /// Why.
+        reason: DiscardReason,
+    },
+}
+
+/// Where a slot's request is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Free,
+    /// Waiting for [`Session::poll_transmit`]; the response timer started at `ready_at`.
+    Queued {
+        ready_at: Instant,
+    },
+    /// Sent; waiting for the response until `deadline`.
+    AwaitingResponse {
+        deadline: Instant,
+    },
+    /// Sent as a broadcast; the line is free at `until`.
+    Turnaround {
+        until: Instant,
+    },
+    /// Timed out; attempt again at `at`.
+    Backoff {
+        at: Instant,
+    },
+    /// Finished; the event waits for [`Session::poll_event`].
+    Done(Outcome),
+}
+
+/// How a request finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// The response PDU is in the slot's response buffer.
+    Response {
+        unit_id: u8,
+    },
+    Invalid(DecodeError),
+    Timeout,
+    BroadcastDone,
+    Sent,
+    Aborted(AbortCause),
+}
+
+/// One outstanding request.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    state: State,
+    id: TransactionId,
+    unit_id: u8,
+    /// Order of `start` (for transmit order) and then of completion (for event order).
+    sequence: u32,
+    attempts: u32,
+    retryable: bool,
+    broadcast: bool,
+    expects_response: bool,
+    request: [u8; MAX_PDU_LEN],
+    request_len: u8,
+    response: [u8; MAX_PDU_LEN],
+    response_len: u8,
+}
+
+impl Slot {
+    const EMPTY: Self = Self {
+        state: State::Free,
+        id: TransactionId(0),
+        unit_id: 0,
+        sequence: 0,
+        attempts: 0,
+        retryable: false,
+        broadcast: false,
+        expects_response: true,
+        request: [0; MAX_PDU_LEN],
+        request_len: 0,
+        response: [0; MAX_PDU_LEN],
+        response_len: 0,
+    };
+
+    fn request_pdu(&self) -> &[u8] {
+        self.request
+            .get(..usize::from(self.request_len))
+            .unwrap_or_default()
+    }
+
+    fn response_pdu(&self) -> &[u8] {
+        self.response
+            .get(..usize::from(self.response_len))
+            .unwrap_or_default()
+    }
+}
+
+/// The response decoder of the framing.
+#[derive(Debug, Clone)]
+enum Decoder {
+    Tcp(tcp::Decoder),
+    Rtu(rtu::Decoder),
+    Ascii(ascii::Decoder),
+}
+
+impl Decoder {
+    fn new(config: &Config) -> Self {
+        match config.framing {
+            Framing::Tcp => Self::Tcp(tcp::Decoder::new()),
+            Framing::RtuOverTcp => Self::Rtu(rtu::Decoder::new(rtu::Config::untimed(
+                rtu::Mode::Responses,
+            ))),
+            Framing::Rtu => Self::Rtu(rtu::Decoder::new(match config.rtu_timing {
+                Some(timing) => rtu::Config::client(timing),
+                None => rtu::Config::untimed(rtu::Mode::Responses),
+            })),
+            Framing::Ascii => Self::Ascii(ascii::Decoder::new(ascii::Config::new())),
+        }
+    }
+}
+
+/// Starts `decoder` afresh (the ASCII decoder has no reset of its own).
+fn reset_decoder(decoder: &mut Decoder, config: &Config) {
+    match decoder {
+        Decoder::Tcp(decoder) => decoder.reset(),
+        Decoder::Rtu(decoder) => decoder.reset(),
+        Decoder::Ascii(_) => *decoder = Decoder::new(config),
+    }
+}
+
+/// A received frame, copied out of the decoder so the slots can be updated.
+struct Frame {
+    transaction_id: Option<u16>,
+    unit_id: u8,
+    pdu: [u8; MAX_PDU_LEN],
+    pdu_len: usize,
+}
+
+impl Frame {
+    fn new(transaction_id: Option<u16>, unit_id: u8, pdu: &[u8]) -> Self {
+        let mut frame = Self {
+            transaction_id,
+            unit_id,
+            pdu: [0; MAX_PDU_LEN],
+            pdu_len: pdu.len().min(MAX_PDU_LEN),
+        };
+        if let (Some(dst), Some(src)) =
+            (frame.pdu.get_mut(..frame.pdu_len), pdu.get(..frame.pdu_len))
+        {
+            dst.copy_from_slice(src);
+        }
+        frame
+    }
+
+    fn pdu(&self) -> &[u8] {
+        self.pdu.get(..self.pdu_len).unwrap_or_default()
+    }
+}
+
+/// A Modbus client's protocol state for one link: up to `N` outstanding requests.
+///
+/// # Method groups and call order
+///
+/// * **Requests**: [`start`](Self::start) queues a request for a unit and returns its
+///   [`TransactionId`]; it fails with [`ClientError::Busy`] while the table is full.
+/// * **Output**: after `start` (and after [`handle_timeout`](Self::handle_timeout), which may
+///   release a retry), call [`poll_transmit`](Self::poll_transmit) until it returns `None` and
+///   send each ADU it writes, in order.
+/// * **Input**: pass every byte received to [`handle_input`](Self::handle_input) with the time
+///   it arrived.
+/// * **Time**: sleep (or read with a deadline) until [`poll_timeout`](Self::poll_timeout), then
+///   call [`handle_timeout`](Self::handle_timeout) with the current time.
+/// * **Connection**: after the link broke and was reopened, call
+///   [`handle_disconnect`](Self::handle_disconnect); [`needs_reconnect`](Self::needs_reconnect)
+///   says when the session itself found the stream unusable.
+/// * **Events**: after any of the calls above, call [`poll_event`](Self::poll_event) until it
+///   returns `None`. Each request ends with exactly one event other than
+///   [`Event::Discarded`]; its slot is free again once that event has been returned.
+///
+/// ```
+/// use modbus_stack::pdu::{Request, Response};
+/// use modbus_stack::session::client::{Config, Event, Framing, Session};
+/// use modbus_stack::time::Instant;
+///
+/// let mut session = Session::<4>::new(Config::new(Framing::Tcp));
+/// let now = Instant::ZERO;
+/// let id = session.start(now, 1, &Request::ReadHoldingRegisters { address: 0x6B, quantity: 1 }).unwrap();
+/// let mut adu = [0u8; 260];
+/// let len = session.poll_transmit(&mut adu).unwrap();
+/// assert_eq!(&adu[..len], &[0, 0, 0, 0, 0, 6, 1, 0x03, 0x00, 0x6B, 0x00, 0x01]);
+/// // The server answers 0x1234.
+/// session.handle_input(now, &[0, 0, 0, 0, 0, 5, 1, 0x03, 0x02, 0x12, 0x34]);
+/// let Some(Event::Response { id: answered, response: Response::ReadHoldingRegisters { values }, .. }) =
+///     session.poll_event() else { panic!() };
+/// assert_eq!((answered, values.get(0)), (id, Some(0x1234)));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Session<const N: usize> {
+    config: Config,
+    slots: [Slot; N],
+    decoder: Decoder,
+    next_id: u16,
+    next_sequence: u32,
+    discards: [Option<DiscardReason>; DISCARD_QUEUE_LEN],
+    discards_len: usize,
+    discards_dropped: u32,
+    broken: bool,
+}
+
+impl<const N: usize> Session<N> {
+    /// An idle session.
+    #[must_use]
+    pub fn new(config: Config) -> Self {
+        Self {
+            decoder: Decoder::new(&config),
+            config,
+            slots: [Slot::EMPTY; N],
+            next_id: 0,
+            next_sequence: 0,
+            discards: [None; DISCARD_QUEUE_LEN],
+            discards_len: 0,
+            discards_dropped: 0,
+            broken: false,
+        }
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub const fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Changes timeouts and the retry policy; the framing stays (it takes effect for requests
+    /// started afterwards).
+    pub fn set_config(&mut self, config: Config) {
+        let framing = self.config.framing;
+        self.config = Config { framing, ..config };
+    }
+
+    /// Requests in the table: queued, in flight, backing off or with an event not yet polled.
+    #[must_use]
+    pub fn outstanding(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|slot| slot.state != State::Free)
+            .count()
+    }
+
+    /// Discard reports dropped because nobody polled them in time.
+    #[must_use]
+    pub const fn discards_dropped(&self) -> u32 {
+        self.discards_dropped
+    }
+
+    /// `true` once the TCP stream lost its framing: close the connection, open a new one, then
+    /// call [`handle_disconnect`](Self::handle_disconnect).
+    #[must_use]
+    pub const fn needs_reconnect(&self) -> bool {
+        self.broken
+    }
+
+    /// Queues `request` for `unit_id` at `now`; its response timer starts now.
+    ///
+    /// On framings with broadcast ([`Framing::has_broadcast`]) unit id 0 is a broadcast: it is
+    /// sent, never answered, and completes with [`Event::BroadcastDone`] after the turnaround
+    /// delay.
+    ///
+    /// # Errors
+    /// [`ClientError::Busy`] when no slot is free (on serial framings: while any request is
+    /// outstanding), [`ClientError::InvalidRequest`] when the request breaks the specification's
+    /// rules, [`ClientError::BroadcastRead`] for a broadcast that would need an answer.
+    pub fn start(
+        &mut self,
+        now: Instant,
+        unit_id: u8,
+        request: &Request<'_>,
+    ) -> Result<TransactionId, ClientError> {
+        let outstanding = self.outstanding();
+        if !self.config.framing.can_pipeline() && outstanding > 0 {
+            return Err(ClientError::Busy { outstanding });
+        }
+        let broadcast = self.config.framing.has_broadcast() && unit_id == BROADCAST_UNIT_ID;
+        if broadcast && request.is_read_only() {
+            return Err(ClientError::BroadcastRead {
+                function: request.function(),
+            });
+        }
+        let id = self.free_id();
+        let sequence = self.bump_sequence();
+        let retryable = self.config.retry.may_retry(request);
+        let slot = self
+            .slots
+            .iter_mut()
+            .find(|slot| slot.state == State::Free)
+            .ok_or(ClientError::Busy { outstanding })?;
+        let len = request
+            .encode(&mut slot.request)
+            .map_err(ClientError::InvalidRequest)?;
+        // `encode` never writes more than MAX_PDU_LEN (253) bytes into the 253-byte buffer.
+        let request_len = u8::try_from(len).map_err(|_| {
+            ClientError::InvalidRequest(EncodeError::BufferTooSmall {
+                required: len,
+                available: MAX_PDU_LEN,
+            })
+        })?;
+        *slot = Slot {
+            state: State::Queued { ready_at: now },
+            id,
+            unit_id,
+            sequence,
+            attempts: 0,
+            retryable,
+            broadcast,
+            expects_response: request.expects_response(),
+            request: slot.request,
+            request_len,
+            response: slot.response,
+            response_len: 0,
+        };
+        Ok(id)
+    }
+
+    /// Writes the next ADU to send into `out` (give it [`Framing::max_adu_len`] bytes) and
+    /// returns its length, or `None` when nothing waits to be sent. Requests go out in the order
+    /// they were started.
+    ///
+    /// A request whose ADU does not fit `out` stays queued (and times out); give a large enough
+    /// buffer.
+    pub fn poll_transmit(&mut self, out: &mut [u8]) -> Option<usize> {
+        let framing = self.config.framing;
+        let timeout = self.config.response_timeout;
+        let turnaround = self.config.turnaround_delay;
+        let slot = self
+            .slots
+            .iter_mut()
+            .filter(|slot| matches!(slot.state, State::Queued { .. }))
+            .min_by_key(|slot| slot.sequence)?;
+        let State::Queued { ready_at } = slot.state else {
+            return None;
+        };
+        let pdu = slot
+            .request
+            .get(..usize::from(slot.request_len))
+            .unwrap_or_default();
+        let len = match framing {
+            Framing::Tcp => tcp::encode(slot.id.0, slot.unit_id, pdu, out),
+            Framing::RtuOverTcp | Framing::Rtu => rtu::encode(slot.unit_id, pdu, out),
+            Framing::Ascii => ascii::encode(slot.unit_id, pdu, out),
+        }
+        .ok()?;
+        if !framing.can_pipeline() {
+            // One request at a time: whatever the decoder holds now arrived before this request
+            // and cannot answer it, and leftover garbage must not swallow the real answer.
+            reset_decoder(&mut self.decoder, &self.config);
+        }
+        slot.attempts = slot.attempts.saturating_add(1);
+        slot.state = if slot.broadcast {
+            State::Turnaround {
+                until: ready_at + turnaround,
+            }
+        } else if !slot.expects_response {
+            State::Done(Outcome::Sent)
+        } else {
+            State::AwaitingResponse {
+                deadline: ready_at + timeout,
+            }
+        };
+        if matches!(slot.state, State::Done(_)) {
+            slot.sequence = self.next_sequence;
+            self.next_sequence = self.next_sequence.wrapping_add(1);
+        }
+        Some(len)
+    }
+
+    /// Takes bytes received at `now`. Complete frames are matched to their requests at once;
+    /// the results wait for [`poll_event`](Self::poll_event).
+    pub fn handle_input(&mut self, now: Instant, mut bytes: &[u8]) {
+        loop {
+            let accepted = match &mut self.decoder {
+                Decoder::Tcp(decoder) => decoder.push(bytes),
+                Decoder::Rtu(decoder) => decoder.push(now, bytes),
+                Decoder::Ascii(decoder) => decoder.push(now, bytes),
+            };
+            bytes = bytes.get(accepted..).unwrap_or_default();
+            let mut progressed = accepted > 0;
+            while let Some(frame) = self.next_frame() {
+                progressed = true;
+                match frame {
+                    Ok(frame) => self.handle_frame(&frame),
+                    Err(FrameError::LengthField { length }) => {
+                        // The stream cannot be framed any more (§10.4): everything in flight
+                        // is lost with it.
+                        let error = FrameError::LengthField { length };
+                        self.push_discard(DiscardReason::Frame(error));
+                        self.broken = true;
+                        self.abort_in_flight(now, AbortCause::Frame(error));
+                        return;
+                    }
+                    Err(error) => self.push_discard(DiscardReason::Frame(error)),
+                }
+            }
+            if bytes.is_empty() || !progressed {
+                return;
+            }
+        }
+    }
+
+    /// The next frame from the decoder, copied out.
+    fn next_frame(&mut self) -> Option<Result<Frame, FrameError>> {
+        Some(match &mut self.decoder {
+            Decoder::Tcp(decoder) => decoder
+                .poll_frame()?
+                .map(|adu| Frame::new(Some(adu.transaction_id()), adu.unit_id(), adu.pdu())),
+            Decoder::Rtu(decoder) => decoder
+                .poll_frame()?
+                .map(|adu| Frame::new(None, adu.unit_id(), adu.pdu())),
+            Decoder::Ascii(decoder) => decoder
+                .poll_frame()?
+                .map(|adu| Frame::new(None, adu.unit_id(), adu.pdu())),
+        })
+    }
+
+    /// Matches one received frame to the request it answers (§3.4).
+    fn handle_frame(&mut self, frame: &Frame) {
+        let pipelined = self.config.framing.can_pipeline();
+        let waiting = |slot: &Slot| matches!(slot.state, State::AwaitingResponse { .. });
+        let index = match frame.transaction_id {
+            Some(transaction_id) => self
+                .slots
+                .iter()
+                .position(|slot| waiting(slot) && slot.id.0 == transaction_id),
+            None => self.slots.iter().position(waiting),
+        };
+        let Some(slot) = index.and_then(|index| self.slots.get(index)) else {
+            let reason = match frame.transaction_id {
+                Some(transaction_id) => DiscardReason::UnknownTransaction { transaction_id },
+                None => DiscardReason::Unsolicited {
+                    unit_id: frame.unit_id,
+                },
+            };
+            self.push_discard(reason);
+            return;
+        };
+        if slot.unit_id != frame.unit_id {
+            let reason = DiscardReason::ForeignUnit {
+                expected: slot.unit_id,
+                actual: frame.unit_id,
+            };
+            self.push_discard(reason);
+            return;
+        }
+        let decoded = Request::decode(slot.request_pdu())
+            .and_then(|request| Response::decode(frame.pdu(), &request).map(|_| ()));
+        let outcome = match decoded {
+            Ok(()) => Outcome::Response {
+                unit_id: frame.unit_id,
+            },
+            // The transaction id says this is the answer, and it is wrong.
+            Err(error) if pipelined => Outcome::Invalid(error),
+            // Without a transaction id a mismatch is most likely a late answer to an earlier
+            // request; keep waiting for the right one (§8.8).
+            Err(error) => {
+                self.push_discard(DiscardReason::Mismatch(error));
+                return;
+            }
+        };
+        let sequence = self.bump_sequence();
+        if let Some(slot) = index.and_then(|index| self.slots.get_mut(index)) {
+            if let (Some(dst), Some(src)) = (
+                slot.response.get_mut(..frame.pdu_len),
+                frame.pdu.get(..frame.pdu_len),
+            ) {
+                dst.copy_from_slice(src);
+            }
+            // `pdu_len` ≤ MAX_PDU_LEN (253) by construction of `Frame`.
+            slot.response_len = u8::try_from(frame.pdu_len).unwrap_or(u8::MAX);
+            slot.sequence = sequence;
+            slot.state = State::Done(outcome);
+        }
+    }
+
+    /// The earliest time [`handle_timeout`](Self::handle_timeout) has something to do: a
+    /// response deadline, the end of a broadcast's turnaround, a retry's backoff, or the
+    /// framing's own silence timer.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let slots = self.slots.iter().filter_map(|slot| match slot.state {
+            State::AwaitingResponse { deadline } => Some(deadline),
+            State::Turnaround { until } => Some(until),
+            State::Backoff { at } => Some(at),
+            State::Free | State::Queued { .. } | State::Done(_) => None,
+        });
+        let decoder = match &self.decoder {
+            Decoder::Tcp(_) => None,
+            Decoder::Rtu(decoder) => decoder.poll_timeout(),
+            Decoder::Ascii(decoder) => decoder.poll_timeout(),
+        };
+        slots.chain(decoder).min()
+    }
+
+    /// Acts on every timer that has expired at `now`: ends frames by silence, times requests
+    /// out (retrying them when the policy allows), completes broadcasts, and queues retries
+    /// whose backoff has passed (then call [`poll_transmit`](Self::poll_transmit)).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match &mut self.decoder {
+            Decoder::Tcp(_) => {}
+            Decoder::Rtu(decoder) => decoder.handle_timeout(now),
+            Decoder::Ascii(decoder) => decoder.handle_timeout(now),
+        }
+        // A frame the silence completed may answer a request whose deadline is also due.
+        self.handle_input(now, &[]);
+        let policy = self.config.retry;
+        for index in 0..N {
+            let Some(slot) = self.slots.get(index) else {
+                break;
+            };
+            let next = match slot.state {
+                State::AwaitingResponse { deadline } if now >= deadline => {
+                    if slot.retryable && slot.attempts < policy.max_attempts.max(1) {
+                        Some(State::Backoff {
+                            at: now + policy.backoff(slot.attempts),
+                        })
+                    } else {
+                        Some(State::Done(Outcome::Timeout))
+                    }
+                }
+                State::Turnaround { until } if now >= until => {
+                    Some(State::Done(Outcome::BroadcastDone))
+                }
+                State::Backoff { at } if now >= at => Some(State::Queued { ready_at: now }),
+                _ => None,
+            };
+            if let Some(next) = next {
+                let sequence = self.bump_sequence();
+                if let Some(slot) = self.slots.get_mut(index) {
+                    if matches!(next, State::Done(_)) {
+                        slot.sequence = sequence;
+                    }
+                    slot.state = next;
+                }
+            }
+        }
+    }
+
+    /// Tells the session that the connection was lost and a new one is open (or the serial
+    /// port was reopened). The decoder starts afresh; requests already sent are sent again
+    /// when the retry policy allows (after its backoff), otherwise they end with
+    /// [`Event::Aborted`]. Queued requests stay queued.
+    pub fn handle_disconnect(&mut self, now: Instant) {
+        self.decoder = Decoder::new(&self.config);
+        self.broken = false;
+        self.abort_in_flight(now, AbortCause::Disconnected);
+    }
+
+    /// Retries or aborts every request that was sent and waits for an answer.
+    fn abort_in_flight(&mut self, now: Instant, cause: AbortCause) {
+        let policy = self.config.retry;
+        for index in 0..N {
+            let sequence = self.next_sequence;
+            let Some(slot) = self.slots.get_mut(index) else {
+                break;
+            };
+            if !matches!(slot.state, State::AwaitingResponse { .. }) {
+                continue;
+            }
+            let retry = matches!(cause, AbortCause::Disconnected)
+                && slot.retryable
+                && slot.attempts < policy.max_attempts.max(1);
+            slot.state = if retry {
+                State::Backoff {
+                    at: now + policy.backoff(slot.attempts),
+                }
+            } else {
+                slot.sequence = sequence;
+                self.next_sequence = self.next_sequence.wrapping_add(1);
+                State::Done(Outcome::Aborted(cause))
+            };
+        }
+    }
+
+    /// The next event: first frames discarded, then finished requests in the order they
+    /// finished. A finished request's slot is free once its event is returned; the event
+    /// borrows the session, so the response stays intact until the event is dropped.
+    pub fn poll_event(&mut self) -> Option<Event<'_>> {
+        if self.discards_len > 0 {
+            let reason = self.discards.first().copied().flatten();
+            self.discards.rotate_left(1);
+            if let Some(last) = self.discards.last_mut() {
+                *last = None;
+            }
+            self.discards_len = self.discards_len.saturating_sub(1);
+            if let Some(reason) = reason {
+                return Some(Event::Discarded { reason });
+            }
+        }
+        let slot = self
+            .slots
+            .iter_mut()
+            .filter(|slot| matches!(slot.state, State::Done(_)))
+            .min_by_key(|slot| slot.sequence)?;
+        let State::Done(outcome) = slot.state else {
+            return None;
+        };
+        slot.state = State::Free;
+        let slot: &Slot = slot;
+        let id = slot.id;
+        Some(match outcome {
+            Outcome::Response { unit_id } => {
+                match Request::decode(slot.request_pdu())
+                    .and_then(|request| Response::decode(slot.response_pdu(), &request))
+                {
+                    Ok(response) => Event::Response {
+                        id,
+                        unit_id,
+                        response,
+                    },
+                    // Checked when the frame arrived; kept for panic freedom.
+                    Err(error) => Event::InvalidResponse { id, error },
+                }
+            }
+            Outcome::Invalid(error) => Event::InvalidResponse { id, error },
+            Outcome::Timeout => Event::Timeout {
+                id,
+                attempts: slot.attempts,
+            },
+            Outcome::BroadcastDone => Event::BroadcastDone { id },
+            Outcome::Sent => Event::Sent { id },
+            Outcome::Aborted(cause) => Event::Aborted { id, cause },
+        })
+    }
+
+    /// Forgets a request: it is not sent (again), a late response to it is discarded, and no
+    /// event reports it. Returns `false` for an unknown id.
+    pub fn cancel(&mut self, id: TransactionId) -> bool {
+        match self
+            .slots
+            .iter_mut()
+            .find(|slot| slot.state != State::Free && slot.id == id)
+        {
+            Some(slot) => {
+                slot.state = State::Free;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Queues a discard report, dropping the oldest when the ring is full.
+    fn push_discard(&mut self, reason: DiscardReason) {
+        if self.discards_len >= DISCARD_QUEUE_LEN {
+            self.discards.rotate_left(1);
+            self.discards_len = DISCARD_QUEUE_LEN - 1;
+            self.discards_dropped = self.discards_dropped.saturating_add(1);
+        }
+        if let Some(entry) = self.discards.get_mut(self.discards_len) {
+            *entry = Some(reason);
+            self.discards_len += 1;
+        }
+    }
+
+    fn bump_sequence(&mut self) -> u32 {
+        let sequence = self.next_sequence;
+        self.next_sequence = self.next_sequence.wrapping_add(1);
+        sequence
+    }
+
+    /// The next transaction id not used by an outstanding request (ids wrap at 0xFFFF, §10.3).
+    fn free_id(&mut self) -> TransactionId {
+        loop {
+            let id = TransactionId(self.next_id);
+            self.next_id = self.next_id.wrapping_add(1);
+            if !self
+                .slots
+                .iter()
+                .any(|slot| slot.state != State::Free && slot.id == id)
+            {
+                return id;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+mod tests {
+    use super::*;
+    use crate::pdu::ExceptionCode;
+    use std::vec::Vec;
+
+    const READ: Request<'static> = Request::ReadHoldingRegisters {
+        address: 10,
+        quantity: 1,
+    };
+    const WRITE: Request<'static> = Request::WriteSingleRegister {
+        address: 10,
+        value: 7,
+    };
+
+    fn ms(millis: u64) -> Instant {
+        Instant::from_millis(millis)
+    }
+
+    fn config(framing: Framing) -> Config {
+        Config {
+            retry: RetryPolicy {
+                max_attempts: 3,
+                initial_backoff: Duration::from_millis(100),
+                max_backoff: Duration::from_millis(150),
+                retry_writes: false,
+            },
+            ..Config::new(framing)
+        }
+    }
+
+    fn transmit<const N: usize>(session: &mut Session<N>) -> Vec<u8> {
+        let mut out = [0u8; 600];
+        let len = session.poll_transmit(&mut out).expect("an adu to send");
+        out[..len].to_vec()
+    }
+
+    fn tcp_response(transaction_id: u16, unit_id: u8, pdu: &[u8]) -> Vec<u8> {
+        let mut out = [0u8; 260];
+        let len = tcp::encode(transaction_id, unit_id, pdu, &mut out).unwrap();
+        out[..len].to_vec()
+    }
+
+    fn rtu_response(unit_id: u8, pdu: &[u8]) -> Vec<u8> {
+        let mut out = [0u8; 256];
+        let len = rtu::encode(unit_id, pdu, &mut out).unwrap();
+        out[..len].to_vec()
+    }
+
+    /// The register value of the next event, which must be an FC 03 response.
+    fn register<const N: usize>(session: &mut Session<N>) -> (TransactionId, u16) {
+        match session.poll_event() {
+            Some(Event::Response {
+                id,
+                response: Response::ReadHoldingRegisters { values },
+                ..
+            }) => (id, values.get(0).unwrap()),
+            other => panic!("expected a register response, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn write_times_out_once_at_its_deadline() {
+        let mut session = Session::<4>::new(config(Framing::Tcp));
+        let id = session.start(ms(0), 1, &WRITE).unwrap();
+        transmit(&mut session);
+        assert_eq!(session.poll_timeout(), Some(ms(1000)));
+        session.handle_timeout(ms(999));
+        assert!(session.poll_event().is_none());
+        session.handle_timeout(ms(1000));
+        assert_eq!(
+            session.poll_event(),
+            Some(Event::Timeout { id, attempts: 1 })
+        );
+        assert_eq!(session.outstanding(), 0);
+        assert!(session.poll_timeout().is_none());
+    }
+
+    #[test]
+    fn read_is_retried_with_capped_exponential_backoff() {
+        let mut session = Session::<4>::new(config(Framing::Tcp));
+        let id = session.start(ms(0), 1, &READ).unwrap();
+        let first = transmit(&mut session);
+        session.handle_timeout(ms(1000));
+        assert!(session.poll_event().is_none());
+        // Backoff after attempt 1: 100 ms.
+        assert_eq!(session.poll_timeout(), Some(ms(1100)));
+        assert!(session.poll_transmit(&mut [0u8; 260]).is_none());
+        session.handle_timeout(ms(1100));
+        // The same transaction id goes out again.
+        assert_eq!(transmit(&mut session), first);
+        assert_eq!(session.poll_timeout(), Some(ms(2100)));
+        session.handle_timeout(ms(2100));
+        // Backoff after attempt 2: 200 ms, capped at 150 ms.
+        assert_eq!(session.poll_timeout(), Some(ms(2250)));
+        session.handle_timeout(ms(2250));
+        transmit(&mut session);
+        session.handle_timeout(ms(3250));
+        assert_eq!(
+            session.poll_event(),
+            Some(Event::Timeout { id, attempts: 3 })
+        );
+    }
+
+    #[test]
+    fn retry_answered_late_completes() {
+        let mut session = Session::<1>::new(config(Framing::Rtu));
+        session.start(ms(0), 5, &READ).unwrap();
+        transmit(&mut session);
+        session.handle_timeout(ms(1000));
+        session.handle_timeout(ms(1100));
+        transmit(&mut session);
+        session.handle_input(ms(1150), &rtu_response(5, &[0x03, 0x02, 0x00, 0x2A]));
+        assert_eq!(register(&mut session).1, 42);
+    }
+
+    #[test]
+    fn stale_transaction_is_discarded_and_the_right_one_returned() {
+        let mut cfg = config(Framing::Tcp);
+        cfg.retry = RetryPolicy::NONE;
+        let mut session = Session::<4>::new(cfg);
+        let old = session.start(ms(0), 1, &READ).unwrap();
+        transmit(&mut session);
+        session.handle_timeout(ms(1000));
+        assert_eq!(
+            session.poll_event(),
+            Some(Event::Timeout {
+                id: old,
+                attempts: 1
+            })
+        );
+        let new = session.start(ms(1000), 1, &READ).unwrap();
+        transmit(&mut session);
+        let mut bytes = tcp_response(old.0, 1, &[0x03, 0x02, 0xDE, 0xAD]);
+        bytes.extend(tcp_response(new.0, 1, &[0x03, 0x02, 0x00, 0x01]));
+        session.handle_input(ms(1001), &bytes);
+        assert_eq!(
+            session.poll_event(),
+            Some(Event::Discarded {
+                reason: DiscardReason::UnknownTransaction {
+                    transaction_id: old.0
+                }
+            })
+        );
+        assert_eq!(register(&mut session), (new, 1));
+        assert!(session.poll_event().is_none());
+    }
+
+    #[test]
+    fn pipelined_responses_complete_out_of_order() {
+        let mut session = Session::<16>::new(config(Framing::Tcp));
+        let ids: Vec<_> = (0..3u16)
+            .map(|address| {
+                let request = Request::ReadHoldingRegisters {
+                    address,
+                    quantity: 1,
+                };
+                session.start(ms(0), 9, &request).unwrap()
+            })
+            .collect();
+        for (i, id) in ids.iter().enumerate() {
+            let adu = transmit(&mut session);
+            assert_eq!(u16::from_be_bytes([adu[0], adu[1]]), id.0, "request {i}");
+        }
+        assert!(session.poll_transmit(&mut [0u8; 260]).is_none());
+        for &i in &[2usize, 0, 1] {
+            let value = u16::try_from(100 + i).unwrap();
+            let [hi, lo] = value.to_be_bytes();
+            // Split every response in two chunks: TCP is a byte stream.
+            let bytes = tcp_response(ids[i].0, 9, &[0x03, 0x02, hi, lo]);
+            session.handle_input(ms(5), &bytes[..4]);
+            session.handle_input(ms(5), &bytes[4..]);
+        }
+        assert_eq!(register(&mut session), (ids[2], 102));
+        assert_eq!(register(&mut session), (ids[0], 100));
+        assert_eq!(register(&mut session), (ids[1], 101));
+        assert_eq!(session.outstanding(), 0);
+    }
+
+    #[test]
+    fn tcp_mismatch_with_right_transaction_is_invalid() {
+        let mut session = Session::<4>::new(config(Framing::Tcp));
+        let id = session.start(ms(0), 1, &WRITE).unwrap();
+        transmit(&mut session);
+        // Echo of another value.
+        session.handle_input(
+            ms(1),
+            &tcp_response(id.0, 1, &[0x06, 0x00, 0x0A, 0x00, 0x08]),
+        );
+        assert!(matches!(
+            session.poll_event(),
+            Some(Event::InvalidResponse { id: got, error: DecodeError::EchoMismatch { .. } }) if got == id
+        ));
+    }
+
+    #[test]
+    fn exception_is_a_response() {
+        let mut session = Session::<4>::new(config(Framing::Tcp));
+        let id = session.start(ms(0), 1, &READ).unwrap();
+        transmit(&mut session);
+        session.handle_input(ms(1), &tcp_response(id.0, 1, &[0x83, 0x02]));
+        let Some(Event::Response { response, .. }) = session.poll_event() else {
+            panic!()
+        };
+        assert_eq!(
+            response.exception_code(),
+            Some(ExceptionCode::IllegalDataAddress)
+        );
+    }
+
+    #[test]
+    fn serial_discards_foreign_unit_crc_error_and_late_answer_then_accepts() {
+        let timing = rtu::Timing::for_line(19_200, rtu::Parity::Even, rtu::StopBits::One);
+        let mut session = Session::<1>::new(Config {
+            rtu_timing: Some(timing),
+            ..config(Framing::Rtu)
+        });
+        session.start(ms(0), 5, &READ).unwrap();
+        assert_eq!(
+            session.start(ms(0), 5, &READ),
+            Err(ClientError::Busy { outstanding: 1 })
+        );
+        let adu = transmit(&mut session);
+        assert_eq!(adu[..2], [5, 0x03]);
+        session.handle_input(ms(10), &rtu_response(6, &[0x03, 0x02, 0x00, 0x01]));
+        assert_eq!(
+            session.poll_event(),
+            Some(Event::Discarded {
+                reason: DiscardReason::ForeignUnit {
+                    expected: 5,
+                    actual: 6
+                }
+            })
+        );
+        // A late answer to an earlier write: right unit, wrong function.
+        session.handle_input(ms(20), &rtu_response(5, &[0x06, 0x00, 0x0A, 0x00, 0x07]));
+        assert!(matches!(
+            session.poll_event(),
+            Some(Event::Discarded {
+                reason: DiscardReason::Mismatch(DecodeError::UnexpectedFunction { .. })
+            })
+        ));
+        let mut corrupt = rtu_response(5, &[0x03, 0x02, 0x00, 0x02]);
+        let last = corrupt.len() - 1;
+        corrupt[last] ^= 0xFF;
+        session.handle_input(ms(30), &corrupt);
+        // t3.5 of silence ends the corrupted frame.
+        session.handle_timeout(ms(35));
+        assert!(matches!(
+            session.poll_event(),
+            Some(Event::Discarded {
+                reason: DiscardReason::Frame(_)
+            })
+        ));
+        while session.poll_event().is_some() {}
+        session.handle_input(ms(40), &rtu_response(5, &[0x03, 0x02, 0x00, 0x03]));
+        let mut value = None;
+        while let Some(event) = session.poll_event() {
+            if let Event::Response {
+                response: Response::ReadHoldingRegisters { values },
+                ..
+            } = event
+            {
+                value = values.get(0);
+            }
+        }
+        assert_eq!(value, Some(3));
+    }
+
+    #[test]
+    fn ascii_round_trip() {
+        let mut session = Session::<1>::new(config(Framing::Ascii));
+        session.start(ms(0), 1, &READ).unwrap();
+        assert_eq!(transmit(&mut session), b":0103000A0001F1\r\n");
+        session.handle_input(ms(1), b":010302002AD0\r\n");
+        assert_eq!(register(&mut session).1, 42);
+    }
+
+    #[test]
+    fn broadcast_completes_after_turnaround_without_reply() {
+        let mut session = Session::<1>::new(config(Framing::RtuOverTcp));
+        assert_eq!(
+            session.start(ms(0), 0, &READ),
+            Err(ClientError::BroadcastRead {
+                function: FunctionCode::ReadHoldingRegisters
+            })
+        );
+        let id = session.start(ms(0), 0, &WRITE).unwrap();
+        transmit(&mut session);
+        assert_eq!(session.poll_timeout(), Some(ms(100)));
+        session.handle_timeout(ms(99));
+        assert!(session.poll_event().is_none());
+        // The line is still occupied by the broadcast.
+        assert!(session.start(ms(99), 1, &READ).is_err());
+        session.handle_timeout(ms(100));
+        assert_eq!(session.poll_event(), Some(Event::BroadcastDone { id }));
+        assert!(session.start(ms(100), 1, &READ).is_ok());
+    }
+
+    #[test]
+    fn unit_zero_on_tcp_is_an_ordinary_request() {
+        let mut session = Session::<4>::new(config(Framing::Tcp));
+        let id = session.start(ms(0), 0, &READ).unwrap();
+        transmit(&mut session);
+        assert_eq!(session.poll_timeout(), Some(ms(1000)));
+        session.handle_input(ms(1), &tcp_response(id.0, 0, &[0x03, 0x02, 0x00, 0x05]));
+        assert_eq!(register(&mut session), (id, 5));
+    }
+
+    #[test]
+    fn disconnect_retries_reads_and_aborts_writes() {
+        let mut session = Session::<4>::new(config(Framing::Tcp));
+        let read = session.start(ms(0), 1, &READ).unwrap();
+        let write = session.start(ms(0), 1, &WRITE).unwrap();
+        transmit(&mut session);
+        transmit(&mut session);
+        session.handle_disconnect(ms(10));
+        assert_eq!(
+            session.poll_event(),
+            Some(Event::Aborted {
+                id: write,
+                cause: AbortCause::Disconnected
+            })
+        );
+        assert!(session.poll_event().is_none());
+        session.handle_timeout(ms(110));
+        transmit(&mut session);
+        session.handle_input(ms(120), &tcp_response(read.0, 1, &[0x03, 0x02, 0x00, 0x09]));
+        assert_eq!(register(&mut session), (read, 9));
+    }
+
+    #[test]
+    fn broken_mbap_length_aborts_and_asks_for_reconnect() {
+        let mut session = Session::<4>::new(config(Framing::Tcp));
+        let id = session.start(ms(0), 1, &READ).unwrap();
+        transmit(&mut session);
+        session.handle_input(ms(1), &[0, 0, 0, 0, 0x01, 0x00, 1, 3]);
+        assert!(session.needs_reconnect());
+        assert!(matches!(
+            session.poll_event(),
+            Some(Event::Discarded {
+                reason: DiscardReason::Frame(FrameError::LengthField { .. })
+            })
+        ));
+        assert!(matches!(session.poll_event(), Some(Event::Aborted { id: got, .. }) if got == id));
+        session.handle_disconnect(ms(2));
+        assert!(!session.needs_reconnect());
+    }
+
+    #[test]
+    fn no_response_request_completes_when_sent() {
+        let mut session = Session::<1>::new(config(Framing::Rtu));
+        let request = Request::Diagnostics(crate::pdu::DiagnosticsRequest::ForceListenOnlyMode);
+        let id = session.start(ms(0), 3, &request).unwrap();
+        transmit(&mut session);
+        assert_eq!(session.poll_event(), Some(Event::Sent { id }));
+    }
+
+    #[test]
+    fn transaction_ids_skip_outstanding_ones_and_wrap() {
+        let mut session = Session::<2>::new(config(Framing::Tcp));
+        session.next_id = u16::MAX;
+        assert_eq!(session.start(ms(0), 1, &READ), Ok(TransactionId(u16::MAX)));
+        assert_eq!(session.start(ms(0), 1, &READ), Ok(TransactionId(0)));
+        assert_eq!(
+            session.start(ms(0), 1, &READ),
+            Err(ClientError::Busy { outstanding: 2 })
+        );
+        assert!(session.cancel(TransactionId(0)));
+        session.next_id = u16::MAX;
+        // u16::MAX is still outstanding.
+        assert_eq!(session.start(ms(0), 1, &READ), Ok(TransactionId(0)));
+    }
+
+    #[test]
+    fn invalid_request_is_rejected() {
+        let mut session = Session::<1>::new(config(Framing::Tcp));
+        let request = Request::ReadHoldingRegisters {
+            address: 0,
+            quantity: 126,
+        };
+        assert!(matches!(
+            session.start(ms(0), 1, &request),
+            Err(ClientError::InvalidRequest(_))
+        ));
+        assert_eq!(session.outstanding(), 0);
+    }
+}

@@ -1,0 +1,66 @@
+//! Blocking transports (feature `std`): they move bytes and read the clock, nothing else.
+//!
+//! A [`Transport`] writes whole ADUs, reads whatever bytes arrive before a deadline, clears
+//! stale input and reopens a broken link. Framing, matching, timeouts and retries belong to the
+//! sans-IO [`session::client`](crate::session::client) that the blocking
+//! [`Client`](crate::client::Client) drives over it; the transports only add what the medium
+//! itself needs (socket options and reconnection on TCP, the t3.5 silence before sending on an
+//! RTU line).
+//!
+//! [`tcp::TcpTransport`] carries Modbus TCP or RTU over TCP; [`serial::SerialTransport`]
+//! (feature `serial`) carries RTU or ASCII on a serial port.
+
+use std::io;
+
+use crate::session::client::Framing;
+use crate::time::Instant;
+
+#[cfg(feature = "serial")]
+pub mod serial;
+pub mod tcp;
+
+/// A byte link for a Modbus client: one TCP connection or one serial port.
+pub trait Transport {
+    /// The framing of the ADUs this transport carries.
+    fn framing(&self) -> Framing;
+
+    /// Writes all of `adu` (one ADU; the transport may wait before sending, as an RTU line waits
+    /// for t3.5 of silence).
+    ///
+    /// # Errors
+    /// The I/O error; the caller then calls [`reconnect`](Self::reconnect).
+    fn send(&mut self, adu: &[u8]) -> io::Result<()>;
+
+    /// Reads the bytes that arrive before `deadline` (on [`Instant::now`]'s clock) into `buf`.
+    /// Returns as soon as some bytes are in, and `Ok(0)` once the deadline has passed without
+    /// any.
+    ///
+    /// # Errors
+    /// The I/O error, or [`io::ErrorKind::UnexpectedEof`] when the peer closed the connection.
+    fn receive(&mut self, buf: &mut [u8], deadline: Instant) -> io::Result<usize>;
+
+    /// Drops bytes received but not read yet (stale answers, line noise) before a request.
+    ///
+    /// # Errors
+    /// The I/O error.
+    fn clear_input(&mut self) -> io::Result<()>;
+
+    /// Closes the link and opens it again (with the transport's own backoff between attempts).
+    ///
+    /// # Errors
+    /// The error of the last attempt, when the link could not be reopened.
+    fn reconnect(&mut self) -> io::Result<()>;
+}
+
+/// The time from now until `deadline`, at least `min` so that a blocking read with this timeout
+/// does not mean "block forever" (a zero timeout does, on sockets).
+pub(crate) fn remaining(
+    deadline: Instant,
+    min: std::time::Duration,
+) -> Option<std::time::Duration> {
+    let now = Instant::now();
+    if now >= deadline {
+        return None;
+    }
+    Some(std::time::Duration::from(deadline - now).max(min))
+}

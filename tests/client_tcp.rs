@@ -1,0 +1,459 @@
+//! The blocking client against test servers on 127.0.0.1: every function code, exceptions,
+//! pipelining with reordered answers, stale responses, timeouts, reconnection, and broadcast on
+//! RTU over TCP. Every loop is bounded; no assertion depends on timing.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use modbus_stack::client::{Client, DiagnosticsReply, Error};
+use modbus_stack::frame::{Role, Status, rtu, tcp};
+use modbus_stack::pdu::{
+    DiagnosticCounter, DiagnosticsRequest, ExceptionCode, FileReadGroup, FileRecord,
+    ReadDeviceIdCode, Registers, Request, Response,
+};
+use modbus_stack::server::{DataStore, UnitMap};
+use modbus_stack::session::client::RetryPolicy;
+use modbus_stack::session::server::{Config, Reply, Server, UnitIds};
+use modbus_stack::transport::tcp::TcpConfig;
+
+/// A request as the test server saw it.
+struct Received {
+    transaction_id: u16,
+    unit_id: u8,
+    pdu: Vec<u8>,
+}
+
+/// Reads the next complete MBAP ADU from `stream`; `None` when the client closed.
+fn read_adu(stream: &mut TcpStream, decoder: &mut tcp::Decoder) -> Option<Received> {
+    let mut buf = [0u8; 260];
+    loop {
+        if let Some(frame) = decoder.poll_frame() {
+            let adu = frame.ok()?;
+            return Some(Received {
+                transaction_id: adu.transaction_id(),
+                unit_id: adu.unit_id(),
+                pdu: adu.pdu().to_vec(),
+            });
+        }
+        let n = stream.read(&mut buf).ok()?;
+        if n == 0 {
+            return None;
+        }
+        decoder.push(&buf[..n]);
+    }
+}
+
+/// The MBAP response the server core gives to `request`, if any.
+fn answer(map: &UnitMap, server: &mut Server, request: &Received) -> Option<Vec<u8>> {
+    let mut pdu = [0u8; 253];
+    let Reply::Send(len) = map.respond(server, request.unit_id, &request.pdu, &mut pdu) else {
+        return None;
+    };
+    let mut adu = [0u8; 260];
+    let len = tcp::encode(
+        request.transaction_id,
+        request.unit_id,
+        &pdu[..len],
+        &mut adu,
+    )
+    .unwrap();
+    Some(adu[..len].to_vec())
+}
+
+/// Starts a listener whose connections are each served by `serve` (connection number, stream).
+fn listen(serve: impl Fn(usize, TcpStream) + Send + Sync + 'static) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let serve = Arc::new(serve);
+    thread::spawn(move || {
+        for (number, stream) in listener.incoming().enumerate() {
+            let Ok(stream) = stream else { return };
+            let serve = Arc::clone(&serve);
+            thread::spawn(move || serve(number, stream));
+        }
+    });
+    addr
+}
+
+fn store() -> Arc<DataStore> {
+    Arc::new(
+        DataStore::builder()
+            .coils(100)
+            .discrete_inputs(100)
+            .holding_registers(100)
+            .input_registers(100)
+            .fifo_queue(50, vec![7, 8, 9])
+            .file(1, 100)
+            .device_identification(0x00, "Acme")
+            .device_identification(0x01, "PLC-1")
+            .device_identification(0x02, "1.2")
+            .exception_status(0x55)
+            .server_id([0x11, 0xFF])
+            .build(),
+    )
+}
+
+/// A well-behaved Modbus TCP server over `store`.
+fn serve_store(store: Arc<DataStore>) -> SocketAddr {
+    listen(move |_, mut stream| {
+        let map = UnitMap::serving_all(Arc::clone(&store));
+        let mut server = Server::new(Config::tcp());
+        let mut decoder = tcp::Decoder::new();
+        while let Some(request) = read_adu(&mut stream, &mut decoder) {
+            if let Some(response) = answer(&map, &mut server, &request) {
+                if stream.write_all(&response).is_err() {
+                    return;
+                }
+            }
+        }
+    })
+}
+
+fn config() -> TcpConfig {
+    TcpConfig {
+        connect_timeout: Duration::from_secs(5),
+        ..TcpConfig::default()
+    }
+}
+
+#[test]
+// One server, one walk through the whole function table: splitting it would only add setup.
+#[allow(clippy::too_many_lines)]
+fn every_function_code_round_trips() {
+    let store = store();
+    store
+        .write_discrete_inputs(3, &[true, false, true])
+        .unwrap();
+    store.write_input_registers(4, &[40, 41]).unwrap();
+    let mut client = Client::tcp(serve_store(Arc::clone(&store)), config()).unwrap();
+
+    client.write_single_coil(1, 0, true).unwrap();
+    client
+        .write_multiple_coils(1, 1, &[false, true, true])
+        .unwrap();
+    assert_eq!(
+        client.read_coils(1, 0, 4).unwrap(),
+        [true, false, true, true]
+    );
+    let mut coils = [false; 4];
+    client.read_coils_into(1, 0, &mut coils).unwrap();
+    assert_eq!(coils, [true, false, true, true]);
+
+    assert_eq!(
+        client.read_discrete_inputs(1, 3, 3).unwrap(),
+        [true, false, true]
+    );
+    let mut inputs = [false; 3];
+    client.read_discrete_inputs_into(1, 3, &mut inputs).unwrap();
+    assert_eq!(inputs, [true, false, true]);
+
+    client.write_single_register(1, 10, 0x1234).unwrap();
+    client.write_multiple_registers(1, 11, &[1, 2, 3]).unwrap();
+    assert_eq!(
+        client.read_holding_registers(1, 10, 4).unwrap(),
+        [0x1234, 1, 2, 3]
+    );
+    let mut registers = [0u16; 4];
+    client
+        .read_holding_registers_into(1, 10, &mut registers)
+        .unwrap();
+    assert_eq!(registers, [0x1234, 1, 2, 3]);
+
+    assert_eq!(client.read_input_registers(1, 4, 2).unwrap(), [40, 41]);
+    let mut input_registers = [0u16; 2];
+    client
+        .read_input_registers_into(1, 4, &mut input_registers)
+        .unwrap();
+    assert_eq!(input_registers, [40, 41]);
+
+    // (0x1234 & 0x00F2) | (0x0025 & !0x00F2) = 0x0030 | 0x0005
+    client.mask_write_register(1, 10, 0x00F2, 0x0025).unwrap();
+    assert_eq!(client.read_holding_registers(1, 10, 1).unwrap(), [0x0035]);
+
+    assert_eq!(
+        client
+            .read_write_multiple_registers(1, 20, 2, 20, &[5, 6])
+            .unwrap(),
+        [5, 6]
+    );
+    assert_eq!(client.read_fifo_queue(1, 50).unwrap(), [7, 8, 9]);
+
+    let record = [FileRecord {
+        file_number: 1,
+        record_number: 2,
+        values: Registers::from_words(&[0xAAAA, 0xBBBB]),
+    }];
+    client.write_file_record(1, &record).unwrap();
+    let group = [FileReadGroup {
+        file_number: 1,
+        record_number: 2,
+        record_length: 2,
+    }];
+    assert_eq!(
+        client.read_file_record(1, &group).unwrap(),
+        [vec![0xAAAA, 0xBBBB]]
+    );
+
+    assert_eq!(client.read_exception_status(1).unwrap(), 0x55);
+    assert_eq!(
+        client
+            .diagnostics(1, DiagnosticsRequest::ReturnQueryData { data: &[1, 2] })
+            .unwrap(),
+        DiagnosticsReply::ReturnQueryData(vec![1, 2])
+    );
+    assert!(matches!(
+        client
+            .diagnostics(
+                1,
+                DiagnosticsRequest::ReturnCounter(DiagnosticCounter::BusMessage)
+            )
+            .unwrap(),
+        DiagnosticsReply::ReturnCounter { .. }
+    ));
+    let counter = client.get_comm_event_counter(1).unwrap();
+    assert_eq!(counter.status, 0);
+    let log = client.get_comm_event_log(1).unwrap();
+    assert_eq!(log.status, 0);
+    assert_eq!(client.report_server_id(1).unwrap(), [0x11, 0xFF]);
+
+    let info = client
+        .read_device_identification(1, ReadDeviceIdCode::BasicStream, 0)
+        .unwrap();
+    assert_eq!(info.get(0x00), Some(&b"Acme"[..]));
+    assert_eq!(info.get(0x01), Some(&b"PLC-1"[..]));
+    assert_eq!(info.get(0x02), Some(&b"1.2"[..]));
+
+    // The generic call, and values as the store sees them.
+    let request = Request::ReadHoldingRegisters {
+        address: 11,
+        quantity: 2,
+    };
+    let sum = client
+        .call(1, &request, |response| match response {
+            Response::ReadHoldingRegisters { values } => {
+                Ok(values.iter().map(u32::from).sum::<u32>())
+            }
+            _ => unreachable!(),
+        })
+        .unwrap();
+    assert_eq!(sum, 3);
+    assert_eq!(store.holding_registers(11, 3), Ok(vec![1, 2, 3]));
+}
+
+#[test]
+fn exceptions_surface_with_their_code() {
+    let mut client = Client::tcp(serve_store(store()), config()).unwrap();
+    let error = client.read_holding_registers(1, 99, 2).unwrap_err();
+    assert_eq!(error.exception(), Some(ExceptionCode::IllegalDataAddress));
+    let Error::Exception(exception) = error else {
+        panic!("{error:?}")
+    };
+    assert_eq!(exception.function.value(), 0x03);
+    // A request the specification forbids is refused before sending.
+    assert!(matches!(
+        client.read_holding_registers(1, 0, 200),
+        Err(Error::InvalidRequest(_))
+    ));
+    // The client still works afterwards.
+    assert_eq!(client.read_holding_registers(1, 0, 1).unwrap(), [0]);
+}
+
+#[test]
+fn pipelined_requests_answered_out_of_order() {
+    const COUNT: usize = 5;
+    let store = store();
+    store
+        .write_holding_registers(0, &[10, 11, 12, 13, 14])
+        .unwrap();
+    let served = Arc::clone(&store);
+    let addr = listen(move |_, mut stream| {
+        let map = UnitMap::serving_all(Arc::clone(&served));
+        let mut server = Server::new(Config::tcp());
+        let mut decoder = tcp::Decoder::new();
+        loop {
+            // Collect the whole batch, then answer it backwards.
+            let mut batch = Vec::new();
+            for _ in 0..COUNT {
+                let Some(request) = read_adu(&mut stream, &mut decoder) else {
+                    return;
+                };
+                batch.push(answer(&map, &mut server, &request).unwrap());
+            }
+            for response in batch.iter().rev() {
+                stream.write_all(response).unwrap();
+            }
+        }
+    });
+    let mut client = Client::tcp(addr, config()).unwrap();
+    let requests: Vec<Request<'static>> = (0..u16::try_from(COUNT).unwrap())
+        .map(|address| Request::ReadHoldingRegisters {
+            address,
+            quantity: 1,
+        })
+        .collect();
+    let results = client
+        .pipeline(1, &requests, |index, response| match response {
+            Response::ReadHoldingRegisters { values } => Ok((index, values.get(0).unwrap())),
+            _ => unreachable!(),
+        })
+        .unwrap();
+    let values: Vec<_> = results.into_iter().map(Result::unwrap).collect();
+    assert_eq!(values, [(0, 10), (1, 11), (2, 12), (3, 13), (4, 14)]);
+}
+
+#[test]
+fn stale_response_is_discarded() {
+    let store = store();
+    store.write_holding_registers(0, &[42]).unwrap();
+    let served = Arc::clone(&store);
+    let addr = listen(move |_, mut stream| {
+        let map = UnitMap::serving_all(Arc::clone(&served));
+        let mut server = Server::new(Config::tcp());
+        let mut decoder = tcp::Decoder::new();
+        while let Some(request) = read_adu(&mut stream, &mut decoder) {
+            // First a late answer to an earlier transaction, with a wrong value...
+            let mut stale = [0u8; 260];
+            let len = tcp::encode(
+                request.transaction_id.wrapping_sub(1),
+                request.unit_id,
+                &[0x03, 0x02, 0xDE, 0xAD],
+                &mut stale,
+            )
+            .unwrap();
+            stream.write_all(&stale[..len]).unwrap();
+            // ... then the real one.
+            let response = answer(&map, &mut server, &request).unwrap();
+            stream.write_all(&response).unwrap();
+        }
+    });
+    let mut client = Client::tcp(addr, config()).unwrap();
+    for _ in 0..3 {
+        assert_eq!(client.read_holding_registers(1, 0, 1).unwrap(), [42]);
+    }
+}
+
+#[test]
+fn silent_server_times_out() {
+    let addr = listen(|_, mut stream| {
+        let mut decoder = tcp::Decoder::new();
+        while read_adu(&mut stream, &mut decoder).is_some() {}
+    });
+    let mut client = Client::tcp(addr, config()).unwrap();
+    client.set_response_timeout(Duration::from_millis(50));
+    client.set_retry_policy(RetryPolicy {
+        max_attempts: 2,
+        initial_backoff: Duration::from_millis(10).into(),
+        max_backoff: Duration::from_millis(10).into(),
+        retry_writes: false,
+    });
+    assert!(matches!(
+        client.read_holding_registers(1, 0, 1),
+        Err(Error::Timeout { attempts: 2 })
+    ));
+    // Writes are not retried.
+    assert!(matches!(
+        client.write_single_register(1, 0, 1),
+        Err(Error::Timeout { attempts: 1 })
+    ));
+}
+
+#[test]
+fn reconnects_after_the_server_closes_mid_response() {
+    let store = store();
+    store.write_holding_registers(0, &[9]).unwrap();
+    let served = Arc::clone(&store);
+    let addr = listen(move |number, mut stream| {
+        let map = UnitMap::serving_all(Arc::clone(&served));
+        let mut server = Server::new(Config::tcp());
+        let mut decoder = tcp::Decoder::new();
+        while let Some(request) = read_adu(&mut stream, &mut decoder) {
+            let response = answer(&map, &mut server, &request).unwrap();
+            if number == 0 {
+                // The first connection dies half-way through its first answer.
+                stream.write_all(&response[..5]).unwrap();
+                return;
+            }
+            stream.write_all(&response).unwrap();
+        }
+    });
+    let mut client = Client::tcp(addr, config()).unwrap();
+    // A write lost with the connection is not repeated: the caller learns of the failure.
+    assert!(matches!(
+        client.write_single_register(1, 1, 5),
+        Err(Error::Io(_))
+    ));
+    assert_eq!(client.read_holding_registers(1, 0, 1).unwrap(), [9]);
+}
+
+#[test]
+fn reads_are_retried_over_a_new_connection() {
+    let store = store();
+    store.write_holding_registers(0, &[3]).unwrap();
+    let served = Arc::clone(&store);
+    let addr = listen(move |number, mut stream| {
+        let map = UnitMap::serving_all(Arc::clone(&served));
+        let mut server = Server::new(Config::tcp());
+        let mut decoder = tcp::Decoder::new();
+        while let Some(request) = read_adu(&mut stream, &mut decoder) {
+            if number == 0 {
+                return;
+            }
+            let response = answer(&map, &mut server, &request).unwrap();
+            stream.write_all(&response).unwrap();
+        }
+    });
+    let mut client = Client::tcp(addr, config()).unwrap();
+    assert_eq!(client.read_holding_registers(1, 0, 1).unwrap(), [3]);
+}
+
+#[test]
+fn broadcast_over_rtu_over_tcp_is_not_awaited() {
+    let store = store();
+    let served = Arc::clone(&store);
+    let addr = listen(move |_, mut stream| {
+        let map = UnitMap::serving_all(Arc::clone(&served));
+        let mut server = Server::new(Config {
+            units: UnitIds::all(),
+            broadcast: true,
+        });
+        let rules = rtu::LengthRules::new();
+        let mut pending = Vec::new();
+        let mut buf = [0u8; 256];
+        loop {
+            match rtu::parse(&pending, Role::Request, &rules) {
+                Status::Complete { frame, consumed } => {
+                    let (unit_id, pdu) = (frame.unit_id(), frame.pdu().to_vec());
+                    pending.drain(..consumed);
+                    let mut out = [0u8; 253];
+                    if let Reply::Send(len) = map.respond(&mut server, unit_id, &pdu, &mut out) {
+                        let mut adu = [0u8; 256];
+                        let len = rtu::encode(unit_id, &out[..len], &mut adu).unwrap();
+                        stream.write_all(&adu[..len]).unwrap();
+                    }
+                }
+                Status::Invalid { discard, .. } => {
+                    pending.drain(..discard);
+                }
+                Status::Incomplete(_) => match stream.read(&mut buf) {
+                    Ok(n) if n > 0 => pending.extend_from_slice(&buf[..n]),
+                    _ => return,
+                },
+            }
+        }
+    });
+    let mut client = Client::rtu_over_tcp(addr, config()).unwrap();
+    client.set_turnaround_delay(Duration::from_millis(20));
+    // A long response timeout: were the broadcast awaited, this test would take a minute.
+    client.set_response_timeout(Duration::from_secs(60));
+    client.write_single_register(0, 5, 77).unwrap();
+    assert!(matches!(
+        client.read_holding_registers(0, 5, 1),
+        Err(Error::BroadcastRead { .. })
+    ));
+    // The broadcast was executed; unicast requests are answered as usual.
+    assert_eq!(client.read_holding_registers(1, 5, 1).unwrap(), [77]);
+    assert_eq!(store.holding_registers(5, 1), Ok(vec![77]));
+}

@@ -40,7 +40,9 @@ impl Instant {
     pub fn now() -> Self {
         static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
         let origin = *ORIGIN.get_or_init(std::time::Instant::now);
-        Self { micros: u64::try_from(origin.elapsed().as_micros()).unwrap_or(u64::MAX) }
+        Self {
+            micros: u64::try_from(origin.elapsed().as_micros()).unwrap_or(u64::MAX),
+        }
     }
 
     /// Microseconds since the origin.

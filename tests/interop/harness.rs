@@ -32,7 +32,7 @@ pub(crate) const RTU_UNIT: u8 = 17;
 pub(crate) enum Peer {
     /// libmodbus (Debian `libmodbus-dev`) through `tests/interop/peers/libmodbus_peer.c`.
     Libmodbus,
-    /// pymodbus (PyPI, pinned) through `tests/interop/peers/pymodbus_peer.py`.
+    /// pymodbus (`PyPI`, pinned) through `tests/interop/peers/pymodbus_peer.py`.
     Pymodbus,
 }
 
@@ -308,8 +308,7 @@ impl Script {
         self.steps
             .iter()
             .find(|(n, _)| n == name)
-            .map(|(_, o)| o)
-            .unwrap_or_else(|| panic!("no step {name} in:\n{}", self.raw))
+            .map_or_else(|| panic!("no step {name} in:\n{}", self.raw), |(_, o)| o)
     }
 
     pub(crate) fn ok(&self, name: &str) -> &[u32] {

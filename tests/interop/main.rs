@@ -1,5 +1,5 @@
 //! Interoperability tests against real peers (issue 6): libmodbus (Debian `libmodbus-dev`, our C
-//! peer in `peers/libmodbus_peer.c`) and pymodbus (PyPI, pinned in `requirements.txt`), over TCP
+//! peer in `peers/libmodbus_peer.c`) and pymodbus (`PyPI`, pinned in `requirements.txt`), over TCP
 //! on 127.0.0.1 and over RTU on a socat pty pair.
 //!
 //! Prepare with `bash tests/interop/setup.sh`; run with
@@ -21,6 +21,8 @@ use modbus_stack::pdu::{
 };
 use modbus_stack::value::{self, Order};
 
+// Not `PI`: the peers write this literal.
+#[allow(clippy::approx_constant)]
 const FLOAT_A: f32 = 3.141_59;
 const FLOAT_B: f32 = -2.5e-3;
 const INT32: i32 = -123_456_789;

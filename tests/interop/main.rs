@@ -9,10 +9,16 @@
 //!
 //! Shared data model (identical to our simulator): 10000 coils, discrete inputs, holding and input
 //! registers at 0..=9999; coils and holding registers start at 0, discrete input i = (i % 3 == 0),
-//! input register i = i. Differences between the peers are written up in `DIFFERENCES.md`.
+//! input register i = i. Differences between the peers, and between our simulator and libmodbus,
+//! are written up in `DIFFERENCES.md`.
+//!
+//! Our side (`ours.rs`): our blocking client against each peer's TCP and RTU server, each peer's
+//! client against our `TcpServer` and `SerialServer` (RTU tests need feature `serial`), and
+//! `differential_ours_vs_libmodbus`, the same raw ADUs to our simulator and to libmodbus.
 
 mod differential;
 mod harness;
+mod ours;
 
 use differential::Case;
 use harness::{Outcome, Peer, PeerServer, PtyPair, RTU_UNIT, RawTcp, RtuPort, Script};

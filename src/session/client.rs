@@ -753,7 +753,7 @@ impl<const N: usize> Session<N> {
             self.push_discard(reason);
             return;
         }
-        let decoded = Request::decode(slot.request_pdu())
+        let decoded = sent_request(slot.request_pdu())
             .and_then(|request| Response::decode(frame.pdu(), &request).map(|_| ()));
         let outcome = match decoded {
             Ok(()) => Outcome::Response {
@@ -910,7 +910,7 @@ impl<const N: usize> Session<N> {
         let id = slot.id;
         Some(match outcome {
             Outcome::Response { unit_id } => {
-                match Request::decode(slot.request_pdu())
+                match sent_request(slot.request_pdu())
                     .and_then(|request| Response::decode(slot.response_pdu(), &request))
                 {
                     Ok(response) => Event::Response {
@@ -984,6 +984,20 @@ impl<const N: usize> Session<N> {
     }
 }
 
+/// The request a slot holds, decoded again to check its response against. A request sent as
+/// [`Request::Custom`] with the code of a public function but data that function forbids (FC 03
+/// with quantity 126, to provoke exception 03) does not decode as that function; it is then
+/// taken back as the `Custom` request it was, so the server's exception (or any answer with the
+/// right function byte) is matched instead of being refused as an invalid response.
+fn sent_request(pdu: &[u8]) -> Result<Request<'_>, DecodeError> {
+    Request::decode(pdu).or_else(|error| match pdu.split_first() {
+        Some((&function, data)) => Ok(Request::Custom {
+            function: FunctionCode::from(function),
+            data,
+        }),
+        None => Err(error),
+    })
+}
 #[cfg(test)]
 #[allow(
     clippy::unwrap_used,
@@ -1198,6 +1212,35 @@ mod tests {
             response.exception_code(),
             Some(ExceptionCode::IllegalDataAddress)
         );
+    }
+
+    #[test]
+    fn custom_request_with_forbidden_data_gets_its_exception() {
+        // FC 03 with quantity 126, only expressible as Custom: the server's 03 is an exception
+        // response (not an invalid one), on TCP and on a serial line.
+        let data = [0x00, 0x00, 0x00, 0x7E];
+        let request = Request::Custom {
+            function: FunctionCode::ReadHoldingRegisters,
+            data: &data,
+        };
+        for framing in [Framing::Tcp, Framing::Rtu] {
+            let mut session = Session::<1>::new(config(framing));
+            let id = session.start(ms(0), 1, &request).unwrap();
+            transmit(&mut session);
+            let adu = if framing == Framing::Tcp {
+                tcp_response(id.0, 1, &[0x83, 0x03])
+            } else {
+                rtu_response(1, &[0x83, 0x03])
+            };
+            session.handle_input(ms(1), &adu);
+            let Some(Event::Response { response, .. }) = session.poll_event() else {
+                panic!("{framing:?}: no response event")
+            };
+            assert_eq!(
+                response.exception_code(),
+                Some(ExceptionCode::IllegalDataValue)
+            );
+        }
     }
 
     #[test]

@@ -1,6 +1,5 @@
 //! Differential testing: the same raw request bytes to two servers, the response bytes side by
-//! side. Today it compares libmodbus with pymodbus; once our simulator serves TCP it compares
-//! ours with libmodbus.
+//! side: libmodbus with pymodbus, and our simulator with libmodbus.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -144,14 +143,24 @@ pub(crate) fn observe(addr: &str, case: &Case) -> Observed {
     observed
 }
 
-/// Runs every case against both servers; returns `(case, a, b)` per case.
+/// Runs every case against both servers (the two sides in parallel, the cases in order, so
+/// both servers see the same writes in the same order); returns `(case, a, b)` per case.
 pub(crate) fn compare<'c>(
     a: &str,
     b: &str,
     cases: &'c [Case],
 ) -> Vec<(&'c Case, Observed, Observed)> {
+    let run =
+        |addr: &str| -> Vec<Observed> { cases.iter().map(|case| observe(addr, case)).collect() };
+    let (seen_a, seen_b) = thread::scope(|scope| {
+        let side_a = scope.spawn(|| run(a));
+        let seen_b = run(b);
+        (side_a.join().expect("side a"), seen_b)
+    });
     cases
         .iter()
-        .map(|case| (case, observe(a, case), observe(b, case)))
+        .zip(seen_a)
+        .zip(seen_b)
+        .map(|((case, x), y)| (case, x, y))
         .collect()
 }

@@ -211,12 +211,6 @@ impl PeerServer {
     pub(crate) fn addr(&self) -> &str {
         self.addr.as_deref().expect("a TCP server")
     }
-
-    /// Host and port as separate arguments for a peer client.
-    pub(crate) fn host_port(&self) -> (String, String) {
-        let (host, port) = self.addr().rsplit_once(':').expect("host:port");
-        (host.to_string(), port.to_string())
-    }
 }
 
 impl Drop for PeerServer {
@@ -398,8 +392,38 @@ pub(crate) fn run_client(peer: Peer, args: &[String]) -> Script {
 
 /// Runs the peer's client script over TCP against `server`, unit 1.
 pub(crate) fn run_client_tcp(peer: Peer, server: &PeerServer) -> Script {
-    let (host, port) = server.host_port();
-    run_client(peer, &["client-tcp".into(), host, port, "1".into()])
+    run_client_at(peer, server.addr())
+}
+
+/// Runs the peer's client script over TCP against any server at `addr` (`host:port`), unit 1.
+pub(crate) fn run_client_at(peer: Peer, addr: &str) -> Script {
+    let (host, port) = addr.rsplit_once(':').expect("host:port");
+    run_client(
+        peer,
+        &["client-tcp".into(), host.into(), port.into(), "1".into()],
+    )
+}
+
+/// Has the peer's client read `hr_count` holding registers at `hr_address` and `coil_count`
+/// coils at `coil_address` over TCP from `addr`, unit 1: steps `holding` and `coils`.
+pub(crate) fn peer_read_tcp(
+    peer: Peer,
+    addr: &str,
+    (hr_address, hr_count): (u16, u16),
+    (coil_address, coil_count): (u16, u16),
+) -> Script {
+    let (host, port) = addr.rsplit_once(':').expect("host:port");
+    let args: Vec<String> = vec![
+        "client-read-tcp".into(),
+        host.into(),
+        port.into(),
+        "1".into(),
+        hr_address.to_string(),
+        hr_count.to_string(),
+        coil_address.to_string(),
+        coil_count.to_string(),
+    ];
+    run_client(peer, &args)
 }
 
 /// Runs the peer's client script over RTU on `device`, unit [`RTU_UNIT`].

@@ -6,6 +6,9 @@
  *   libmodbus_peer server-rtu DEVICE UNIT    serve the shared model as RTU server UNIT on DEVICE
  *   libmodbus_peer client-tcp HOST PORT UNIT run the client script against a TCP server
  *   libmodbus_peer client-rtu DEVICE UNIT    run the client script against an RTU server
+ *   libmodbus_peer client-read-tcp HOST PORT UNIT HR_ADDR HR_COUNT COIL_ADDR COIL_COUNT
+ *                                            read holding registers and coils (steps
+ *                                            "holding" and "coils")
  *
  * Serial line: 19200 baud, 8 data bits, no parity, 1 stop bit (8N1). The spec's default is 8E1
  * (modbus-reference.md §8.3), but pyserial cannot set PARENB on this machine's ptys (EINVAL),
@@ -335,6 +338,34 @@ static int run_client_script(modbus_t *ctx, int unit) {
     return 0;
 }
 
+static int parse_int(const char *text, int lo, int hi);
+
+/* Reads holding registers and coils (cross-check of values another client wrote). */
+static int run_client_read(modbus_t *ctx, int unit, char **args) {
+    uint16_t regs[128];
+    uint8_t bits[2000];
+    int hr_address = parse_int(args[0], 0, 65535);
+    int hr_count = parse_int(args[1], 1, 125);
+    int coil_address = parse_int(args[2], 0, 65535);
+    int coil_count = parse_int(args[3], 1, 2000);
+    if (modbus_set_slave(ctx, unit) < 0) {
+        die("modbus_set_slave");
+    }
+    modbus_set_response_timeout(ctx, 2, 0);
+    if (modbus_connect(ctx) < 0) {
+        die("modbus_connect");
+    }
+    int rc = modbus_read_registers(ctx, hr_address, hr_count, regs);
+    if (rc < 0) print_failure("holding"); else print_regs("holding", regs, rc);
+    rc = modbus_read_bits(ctx, coil_address, coil_count, bits);
+    if (rc < 0) print_failure("coils"); else print_bits("coils", bits, rc);
+    printf("done\n");
+    fflush(stdout);
+    modbus_close(ctx);
+    modbus_free(ctx);
+    return 0;
+}
+
 static int parse_int(const char *text, int lo, int hi) {
     char *end = NULL;
     long value = strtol(text, &end, 10);
@@ -348,7 +379,8 @@ static int parse_int(const char *text, int lo, int hi) {
 static void usage(void) {
     fprintf(stderr,
             "usage: libmodbus_peer server-tcp PORT | server-rtu DEVICE UNIT |\n"
-            "       client-tcp HOST PORT UNIT | client-rtu DEVICE UNIT\n");
+            "       client-tcp HOST PORT UNIT | client-rtu DEVICE UNIT |\n"
+            "       client-read-tcp HOST PORT UNIT HR_ADDR HR_COUNT COIL_ADDR COIL_COUNT\n");
     exit(2);
 }
 
@@ -373,6 +405,11 @@ int main(int argc, char **argv) {
         modbus_t *ctx = modbus_new_tcp(argv[2], parse_int(argv[3], 1, 65535));
         if (ctx == NULL) die("modbus_new_tcp");
         return run_client_script(ctx, parse_int(argv[4], 0, 255));
+    }
+    if (strcmp(mode, "client-read-tcp") == 0 && argc == 9) {
+        modbus_t *ctx = modbus_new_tcp(argv[2], parse_int(argv[3], 1, 65535));
+        if (ctx == NULL) die("modbus_new_tcp");
+        return run_client_read(ctx, parse_int(argv[4], 0, 255), argv + 5);
     }
     if (strcmp(mode, "client-rtu") == 0 && argc == 4) {
         modbus_t *ctx = modbus_new_rtu(argv[2], BAUD, PARITY, DATA_BITS, STOP_BITS);

@@ -6,6 +6,9 @@ Usage (same modes and output as libmodbus_peer.c):
   pymodbus_peer.py server-rtu DEVICE UNIT    serve the shared model as RTU server UNIT on DEVICE
   pymodbus_peer.py client-tcp HOST PORT UNIT run the client script against a TCP server
   pymodbus_peer.py client-rtu DEVICE UNIT    run the client script against an RTU server
+  pymodbus_peer.py client-read-tcp HOST PORT UNIT HR_ADDR HR_COUNT COIL_ADDR COIL_COUNT
+                                             read holding registers and coils (steps
+                                             "holding" and "coils")
 
 Written against pymodbus 3.16 (pinned in tests/interop/requirements.txt): `device_id=` keyword,
 `SimDevice`/`SimData` data model. Serial line 19200 8N1, as the libmodbus peer (see there why not 8E1).
@@ -227,6 +230,22 @@ def run_script(client, unit: int) -> int:
     return 0
 
 
+def run_read(client, unit: int, hr_address: int, hr_count: int, coil_address: int,
+             coil_count: int) -> int:
+    """Reads holding registers and coils (cross-check of values another client wrote)."""
+    if not client.connect():
+        print("pymodbus_peer: cannot connect", file=sys.stderr)
+        return 2
+    u = {"device_id": unit}
+    step("holding", lambda: client.read_holding_registers(hr_address, count=hr_count, **u),
+         lambda r: r.registers)
+    step("coils", lambda: client.read_coils(coil_address, count=coil_count, **u),
+         lambda r: r.bits[:coil_count])
+    print("done", flush=True)
+    client.close()
+    return 0
+
+
 def main(argv: list[str]) -> int:
     if len(argv) < 2:
         print(__doc__, file=sys.stderr)
@@ -240,6 +259,9 @@ def main(argv: list[str]) -> int:
         client = ModbusTcpClient(args[0], port=int(args[1]), timeout=2, retries=0)
         client.register(RawRequest)
         return run_script(client, int(args[2]))
+    if mode == "client-read-tcp" and len(args) == 7:
+        client = ModbusTcpClient(args[0], port=int(args[1]), timeout=2, retries=0)
+        return run_read(client, *[int(a) for a in args[2:]])
     if mode == "client-rtu" and len(args) == 2:
         client = ModbusSerialClient(args[0], framer=FramerType.RTU, timeout=2, retries=0,
                                     **SERIAL)

@@ -164,7 +164,7 @@ impl TcpTransport {
             return Ok(());
         }
         let timeout = if remaining > EXACT_READ_TIMEOUT {
-            remaining - remaining / 16
+            remaining.saturating_sub(remaining / 16)
         } else {
             remaining
         };

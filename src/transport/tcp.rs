@@ -19,6 +19,9 @@ use crate::time::Instant;
 
 /// Shortest read timeout handed to the socket (a zero timeout would block forever).
 const MIN_READ_TIMEOUT: Duration = Duration::from_millis(1);
+/// Waits longer than this are armed a sixteenth short of the deadline (see
+/// [`TcpTransport::arm_read_timeout`]); shorter ones exactly.
+const EXACT_READ_TIMEOUT: Duration = Duration::from_millis(16);
 
 /// Settings of a [`TcpTransport`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +63,8 @@ pub struct TcpTransport {
     config: TcpConfig,
     framing: Framing,
     stream: Option<TcpStream>,
+    /// The read timeout set on `stream` (`None`: not set yet).
+    read_timeout: Option<Duration>,
 }
 
 impl TcpTransport {
@@ -96,6 +101,7 @@ impl TcpTransport {
             config,
             framing,
             stream: None,
+            read_timeout: None,
         };
         transport.stream = Some(transport.open()?);
         Ok(transport)
@@ -140,7 +146,31 @@ impl TcpTransport {
     /// Forgets the connection after an error, so the next use reconnects.
     fn broken<T>(&mut self, error: io::Error) -> io::Result<T> {
         self.stream = None;
+        self.read_timeout = None;
         Err(error)
+    }
+
+    /// Makes the next read return by `remaining` from now at the latest, with as few
+    /// `setsockopt` calls as possible: a timeout already set is kept while it is no longer than
+    /// `remaining` and at least half of it (the read may then end early; [`Transport::receive`]
+    /// reads again until the deadline). A new timeout stops a sixteenth short of `remaining`, so
+    /// the next requests, whose deadlines lie as far ahead, find it still good: one call per
+    /// connection instead of one per read.
+    fn arm_read_timeout(&mut self, remaining: Duration) -> io::Result<()> {
+        if self
+            .read_timeout
+            .is_some_and(|set| set <= remaining && set >= remaining / 2)
+        {
+            return Ok(());
+        }
+        let timeout = if remaining > EXACT_READ_TIMEOUT {
+            remaining.saturating_sub(remaining / 16)
+        } else {
+            remaining
+        };
+        self.stream()?.set_read_timeout(Some(timeout))?;
+        self.read_timeout = Some(timeout);
+        Ok(())
     }
 }
 
@@ -159,28 +189,28 @@ impl Transport for TcpTransport {
     }
 
     fn receive(&mut self, buf: &mut [u8], deadline: Instant) -> io::Result<usize> {
-        let Some(timeout) = remaining(deadline, MIN_READ_TIMEOUT) else {
-            return Ok(0);
-        };
-        let stream = self.stream()?;
-        stream.set_read_timeout(Some(timeout))?;
-        match stream.read(buf) {
-            Ok(0) if !buf.is_empty() => self.broken(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "server closed the connection",
-            )),
-            Ok(n) => Ok(n),
-            Err(error)
-                if matches!(
-                    error.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) =>
-            {
-                Ok(0)
+        loop {
+            let Some(remaining) = remaining(deadline, MIN_READ_TIMEOUT) else {
+                return Ok(0);
+            };
+            self.arm_read_timeout(remaining)?;
+            match self.stream()?.read(buf) {
+                Ok(0) if !buf.is_empty() => {
+                    return self.broken(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "server closed the connection",
+                    ));
+                }
+                Ok(n) => return Ok(n),
+                // The socket's timeout may end before the deadline: look at the clock again.
+                Err(error)
+                    if matches!(
+                        error.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) => {}
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => return Ok(0),
+                Err(error) => return self.broken(error),
             }
-            Err(error) => self.broken(error),
         }
     }
 
@@ -203,6 +233,7 @@ impl Transport for TcpTransport {
 
     fn reconnect(&mut self) -> io::Result<()> {
         self.stream = None;
+        self.read_timeout = None;
         let attempts = self.config.reconnect_attempts.max(1);
         let mut backoff = self.config.reconnect_backoff;
         let mut attempt = 1;

@@ -25,13 +25,18 @@ impl<'a> Reader<'a> {
     }
 
     fn offset(&self) -> usize {
-        self.total - self.rest.len()
+        // `rest` is always a suffix of the `total`-byte PDU: `after_function` starts it so, and
+        // every read only shortens it. A plain subtraction (unlike `offset_of`'s saturating
+        // one) lets the compiler fold offsets to constants on the fixed-layout decode paths.
+        #[allow(clippy::arithmetic_side_effects)]
+        let offset = self.total - self.rest.len();
+        offset
     }
 
     pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
         let (&byte, tail) = self.rest.split_first().ok_or(DecodeError::Truncated {
             function: self.function,
-            needed: self.offset() + 1,
+            needed: self.offset().saturating_add(1),
             actual: self.total,
         })?;
         self.rest = tail;
@@ -44,7 +49,7 @@ impl<'a> Reader<'a> {
             .split_first_chunk::<2>()
             .ok_or(DecodeError::Truncated {
                 function: self.function,
-                needed: self.offset() + 2,
+                needed: self.offset().saturating_add(2),
                 actual: self.total,
             })?;
         self.rest = tail;
@@ -133,6 +138,17 @@ impl<'a> Writer<'a> {
     pub(crate) fn position(&self) -> usize {
         self.pos
     }
+}
+
+/// How far into a buffer of `total` bytes its suffix `rest` starts: `total − rest.len()`.
+///
+/// Every caller passes a `rest` that ends the buffer, so this never saturates; it saturates
+/// rather than wraps only so that no length arithmetic can overflow. The callers are error
+/// paths, where saturating costs nothing that matters, and their further arithmetic on an
+/// offset saturates too: an offset is at most a slice length (≤ `isize::MAX`), so adding a
+/// field size never reaches `usize::MAX`.
+pub(crate) const fn offset_of(total: usize, rest: &[u8]) -> usize {
+    total.saturating_sub(rest.len())
 }
 
 /// Converts a length known to be small (bounded by [`super::MAX_PDU_LEN`]) to a one-byte count

@@ -107,7 +107,8 @@ impl<'a> WireItem<'a> for DeviceIdObject<'a> {
     }
 
     fn wire_len(&self) -> usize {
-        2 + self.value.len()
+        // Saturates only for a value no PDU can carry; `write_to` and `validate` reject it.
+        self.value.len().saturating_add(2)
     }
 
     fn write_to(&self, out: &mut [u8]) -> Result<usize, EncodeError> {

@@ -55,7 +55,8 @@ pub(crate) fn check_file_range(
     record_number: u16,
     record_length: u16,
 ) -> Result<(), DecodeError> {
-    let end = u32::from(record_number) + u32::from(record_length);
+    // Two `u16`s cannot overflow a `u32`, and a saturated sum would fail the check anyway.
+    let end = u32::from(record_number).saturating_add(u32::from(record_length));
     if file_number == 0 || end > u32::from(RECORDS_PER_FILE) {
         return Err(DecodeError::FileRecordOutOfRange {
             file_number,
@@ -109,7 +110,8 @@ impl<'a> WireItem<'a> for FileRecord<'a> {
     }
 
     fn wire_len(&self) -> usize {
-        7 + self.values.byte_len()
+        // Saturates only for values no PDU can carry, which validation rejects by length.
+        self.values.byte_len().saturating_add(7)
     }
 
     fn write_to(&self, out: &mut [u8]) -> Result<usize, EncodeError> {
@@ -160,11 +162,13 @@ impl<'a> WireItem<'a> for Registers<'a> {
     }
 
     fn wire_len(&self) -> usize {
-        2 + self.byte_len()
+        // Saturates only for values no PDU can carry, which validation rejects by length.
+        self.byte_len().saturating_add(2)
     }
 
     fn write_to(&self, out: &mut [u8]) -> Result<usize, EncodeError> {
-        let len = u8::try_from(self.byte_len() + 1).map_err(|_| {
+        // A saturated length fails the conversion like any other too-long one.
+        let len = u8::try_from(self.byte_len().saturating_add(1)).map_err(|_| {
             EncodeError::Invalid(DecodeError::ResponseTooLong {
                 function: super::FunctionCode::ReadFileRecord,
                 len: self.wire_len(),

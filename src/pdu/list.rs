@@ -90,7 +90,11 @@ impl<'a, T: WireItem<'a>> WireList<'a, T> {
     pub fn wire_len(&self) -> usize {
         match self.repr {
             Repr::Wire(bytes) => bytes.len(),
-            Repr::Items(items) => items.iter().map(WireItem::wire_len).sum(),
+            // Caller items may repeat one large buffer, so the total could pass `usize::MAX`:
+            // saturate, as a saturated length fails every PDU length check.
+            Repr::Items(items) => items.iter().fold(0, |total: usize, item| {
+                total.saturating_add(item.wire_len())
+            }),
         }
     }
 

@@ -7,8 +7,19 @@
 //! values live on.
 
 use core::fmt;
+use core::ops::Range;
 
 use crate::error::DecodeError;
+
+/// Wire bytes of `quantity` registers, two each.
+///
+/// Exact wherever `usize` has 32 bits or more. Where it has 16, a quantity above 32 767
+/// saturates to `usize::MAX`, a length no PDU (at most [`MAX_PDU_LEN`](super::MAX_PDU_LEN)
+/// bytes) has, so the byte-count and length checks every caller makes reject it.
+#[inline]
+pub(crate) fn register_bytes(quantity: u16) -> usize {
+    usize::from(quantity).saturating_mul(2)
+}
 
 /// A sequence of 16-bit registers: big-endian words on the wire, or caller-owned `u16`s.
 ///
@@ -317,7 +328,7 @@ impl<'a> Coils<'a> {
     pub fn iter(&self) -> CoilIter<'a> {
         CoilIter {
             coils: *self,
-            index: 0,
+            indices: 0..self.len(),
         }
     }
 
@@ -412,7 +423,8 @@ impl<'a> IntoIterator for &Coils<'a> {
 #[derive(Clone)]
 pub struct CoilIter<'a> {
     coils: Coils<'a>,
-    index: usize,
+    /// The indices not yet yielded; `Range` steps without arithmetic that could overflow.
+    indices: Range<usize>,
 }
 
 impl fmt::Debug for CoilIter<'_> {
@@ -427,14 +439,11 @@ impl Iterator for CoilIter<'_> {
     type Item = bool;
 
     fn next(&mut self) -> Option<bool> {
-        let bit = self.coils.get(self.index)?;
-        self.index += 1;
-        Some(bit)
+        self.coils.get(self.indices.next()?)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let n = self.coils.len().saturating_sub(self.index);
-        (n, Some(n))
+        self.indices.size_hint()
     }
 }
 

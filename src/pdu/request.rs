@@ -1,13 +1,13 @@
 //! Requests: what a client sends and a server decodes.
 
-use super::cursor::{Reader, Writer, byte_count};
+use super::cursor::{Reader, Writer, byte_count, offset_of};
 use super::device_id::{MEI_CANOPEN_GENERAL_REFERENCE, MEI_READ_DEVICE_ID, ReadDeviceIdCode};
 use super::diagnostics::{self, DiagnosticCounter, DiagnosticsRequest, RESTART_CLEAR_EVENT_LOG};
 use super::file_record::{
     FileReadGroups, FileRecords, MAX_FILE_WRITE_RECORDS, READ_GROUP_LEN, REFERENCE_TYPE,
     check_file_range,
 };
-use super::payload::{Coils, Registers};
+use super::payload::{Coils, Registers, register_bytes};
 use super::{
     COIL_OFF, COIL_ON, FunctionCode, MAX_PDU_LEN, MAX_READ_BITS, MAX_READ_REGISTERS,
     MAX_READ_WRITE_WRITE_REGISTERS, MAX_WRITE_COILS, MAX_WRITE_REGISTERS,
@@ -178,9 +178,11 @@ fn check_quantity(
     Ok(())
 }
 
-/// `address + quantity − 1 ≤ 0xFFFF`, in a wider type so the range never wraps (§3.3).
+/// `address + quantity − 1 ≤ 0xFFFF`, in a wider type so the range never wraps (§3.3). That type
+/// is `u64`, not `usize`: `0x1_0000` does not fit a 16-bit `usize`.
 fn check_range(function: FunctionCode, address: u16, quantity: usize) -> Result<(), DecodeError> {
-    if usize::from(address).saturating_add(quantity) > 0x1_0000 {
+    let quantity_wide = u64::try_from(quantity).unwrap_or(u64::MAX);
+    if u64::from(address).saturating_add(quantity_wide) > 0x1_0000 {
         return Err(DecodeError::AddressOverflow {
             function,
             address,
@@ -294,9 +296,10 @@ impl<'a> Request<'a> {
             }
             FunctionCode::WriteMultipleRegisters => {
                 let address = r.u16()?;
-                let quantity = usize::from(r.u16()?);
-                check_quantity(function, quantity, MAX_WRITE_REGISTERS)?;
-                let values = Registers::try_from(counted_payload(&mut r, function, quantity * 2)?)?;
+                let quantity = r.u16()?;
+                check_quantity(function, usize::from(quantity), MAX_WRITE_REGISTERS)?;
+                let byte_len = register_bytes(quantity);
+                let values = Registers::try_from(counted_payload(&mut r, function, byte_len)?)?;
                 check_range(function, address, values.len())?;
                 return Ok(Self::WriteMultipleRegisters { address, values });
             }
@@ -329,11 +332,15 @@ impl<'a> Request<'a> {
                 let read_address = r.u16()?;
                 let read_quantity = r.u16()?;
                 let write_address = r.u16()?;
-                let write_quantity = usize::from(r.u16()?);
+                let write_quantity = r.u16()?;
                 check_quantity(function, usize::from(read_quantity), MAX_READ_REGISTERS)?;
-                check_quantity(function, write_quantity, MAX_READ_WRITE_WRITE_REGISTERS)?;
-                let values =
-                    Registers::try_from(counted_payload(&mut r, function, write_quantity * 2)?)?;
+                check_quantity(
+                    function,
+                    usize::from(write_quantity),
+                    MAX_READ_WRITE_WRITE_REGISTERS,
+                )?;
+                let byte_len = register_bytes(write_quantity);
+                let values = Registers::try_from(counted_payload(&mut r, function, byte_len)?)?;
                 check_range(function, read_address, usize::from(read_quantity))?;
                 check_range(function, write_address, values.len())?;
                 return Ok(Self::ReadWriteMultipleRegisters {
@@ -501,9 +508,12 @@ impl<'a> Request<'a> {
     }
 
     /// Length of the encoded PDU in bytes.
+    ///
+    /// Saturates at `usize::MAX` for payloads no PDU can carry (which [`validate`](Self::validate)
+    /// then rejects as too long) rather than overflowing.
     #[must_use]
     pub fn encoded_len(&self) -> usize {
-        1 + match self {
+        let data_len = match self {
             Self::ReadCoils { .. }
             | Self::ReadDiscreteInputs { .. }
             | Self::ReadHoldingRegisters { .. }
@@ -514,19 +524,22 @@ impl<'a> Request<'a> {
             | Self::GetCommEventCounter
             | Self::GetCommEventLog
             | Self::ReportServerId => 0,
-            Self::Diagnostics(DiagnosticsRequest::ReturnQueryData { data }) => 2 + data.len(),
+            Self::Diagnostics(DiagnosticsRequest::ReturnQueryData { data }) => {
+                data.len().saturating_add(2)
+            }
             Self::Diagnostics(_) => 4,
-            Self::WriteMultipleCoils { values, .. } => 5 + values.byte_len(),
-            Self::WriteMultipleRegisters { values, .. } => 5 + values.byte_len(),
-            Self::ReadFileRecord { groups } => 1 + groups.wire_len(),
-            Self::WriteFileRecord { records } => 1 + records.wire_len(),
+            Self::WriteMultipleCoils { values, .. } => values.byte_len().saturating_add(5),
+            Self::WriteMultipleRegisters { values, .. } => values.byte_len().saturating_add(5),
+            Self::ReadFileRecord { groups } => groups.wire_len().saturating_add(1),
+            Self::WriteFileRecord { records } => records.wire_len().saturating_add(1),
             Self::MaskWriteRegister { .. } => 6,
-            Self::ReadWriteMultipleRegisters { values, .. } => 9 + values.byte_len(),
+            Self::ReadWriteMultipleRegisters { values, .. } => values.byte_len().saturating_add(9),
             Self::ReadFifoQueue { .. } => 2,
-            Self::CanOpenGeneralReference { data } => 1 + data.len(),
+            Self::CanOpenGeneralReference { data } => data.len().saturating_add(1),
             Self::ReadDeviceIdentification { .. } => 3,
             Self::Custom { data, .. } => data.len(),
-        }
+        };
+        data_len.saturating_add(1)
     }
 
     /// Encodes the PDU into `out`, returning the number of bytes written.
@@ -737,8 +750,10 @@ fn decode_read_file_record<'a>(r: &mut Reader<'a>) -> Result<Request<'a>, Decode
     let max = MAX_FILE_READ_GROUPS * READ_GROUP_LEN;
     // 0x07..=0xF5 and a whole number of 7-byte groups (§4.14).
     if byte_count == 0 || byte_count > max || byte_count % READ_GROUP_LEN != 0 {
-        let expected =
-            (byte_count / READ_GROUP_LEN).clamp(1, MAX_FILE_READ_GROUPS) * READ_GROUP_LEN;
+        // At most `max` = 35 × 7: the group count is clamped, so this never saturates.
+        let expected = (byte_count / READ_GROUP_LEN)
+            .clamp(1, MAX_FILE_READ_GROUPS)
+            .saturating_mul(READ_GROUP_LEN);
         return Err(DecodeError::ByteCountMismatch {
             function,
             byte_count,
@@ -754,22 +769,27 @@ fn decode_read_file_record<'a>(r: &mut Reader<'a>) -> Result<Request<'a>, Decode
 /// Walks FC 21 groups, checking that they tile the bytes exactly.
 pub(crate) fn decode_file_records(bytes: &[u8]) -> Result<FileRecords<'_>, DecodeError> {
     let function = FunctionCode::WriteFileRecord;
+    // `bytes` follows the function code and the byte count in the PDU; offsets in errors count
+    // from the start of the PDU. They are error reports only, and none of them can saturate
+    // except a data length on a 16-bit target, which is reported as truncation all the same.
+    let actual = bytes.len().saturating_add(2);
     let mut rest = bytes;
     while !rest.is_empty() {
+        let group_start = offset_of(bytes.len(), rest).saturating_add(2);
         let Some((header, tail)) = rest.split_first_chunk::<7>() else {
             return Err(DecodeError::Truncated {
                 function,
-                needed: 2 + bytes.len() - rest.len() + 7,
-                actual: 2 + bytes.len(),
+                needed: group_start.saturating_add(7),
+                actual,
             });
         };
         let [_, _, _, _, _, l0, l1] = *header;
-        let data_len = usize::from(u16::from_be_bytes([l0, l1])) * 2;
+        let data_len = register_bytes(u16::from_be_bytes([l0, l1]));
         let Some((_, tail)) = tail.split_at_checked(data_len) else {
             return Err(DecodeError::Truncated {
                 function,
-                needed: 2 + bytes.len() - rest.len() + 7 + data_len,
-                actual: 2 + bytes.len(),
+                needed: group_start.saturating_add(7).saturating_add(data_len),
+                actual,
             });
         };
         rest = tail;
@@ -787,7 +807,7 @@ fn check_write_reference_types(records: FileRecords<'_>) -> Result<(), DecodeErr
         if reference_type != REFERENCE_TYPE {
             return Err(DecodeError::InvalidReferenceType { reference_type });
         }
-        let data_len = usize::from(u16::from_be_bytes([l0, l1])) * 2;
+        let data_len = register_bytes(u16::from_be_bytes([l0, l1]));
         rest = tail.get(data_len..).unwrap_or_default();
     }
     Ok(())
@@ -811,7 +831,8 @@ fn validate_read_file_record(groups: FileReadGroups<'_>) -> Result<(), DecodeErr
     let function = FunctionCode::ReadFileRecord;
     let count = groups.len();
     check_quantity(function, count, MAX_FILE_READ_GROUPS)?;
-    // The whole response must fit one PDU: 2 + Σ(2 + 2·N) ≤ 253.
+    // The whole response must fit one PDU: 2 + Σ(2 + 2·N) ≤ 253. With at most 35 groups of at
+    // most 125 records (both checked first) the sum stays below 9 000, so nothing saturates.
     let mut response_len = 2usize;
     for group in groups {
         check_quantity(
@@ -819,7 +840,8 @@ fn validate_read_file_record(groups: FileReadGroups<'_>) -> Result<(), DecodeErr
             usize::from(group.record_length),
             MAX_READ_REGISTERS,
         )?;
-        response_len += 2 + 2 * usize::from(group.record_length);
+        let group_len = register_bytes(group.record_length).saturating_add(2);
+        response_len = response_len.saturating_add(group_len);
     }
     if response_len > MAX_PDU_LEN {
         return Err(DecodeError::ResponseTooLong {

@@ -1,6 +1,6 @@
 //! Responses: what a server sends and a client decodes against its request.
 
-use super::cursor::{Reader, Writer, byte_count};
+use super::cursor::{Reader, Writer, byte_count, offset_of};
 use super::device_id::{
     DeviceIdObjects, DeviceIdentification, MAX_OBJECT_BYTES, MEI_CANOPEN_GENERAL_REFERENCE,
     MEI_READ_DEVICE_ID, ReadDeviceIdCode,
@@ -8,7 +8,7 @@ use super::device_id::{
 use super::diagnostics::{DiagnosticsRequest, DiagnosticsResponse, RESTART_CLEAR_EVENT_LOG};
 use super::file_record::{FileReadResponses, FileRecords, REFERENCE_TYPE};
 use super::list::WireItem;
-use super::payload::{Coils, Registers};
+use super::payload::{Coils, Registers, register_bytes};
 use super::request::{Request, counted_payload, decode_file_records, len_u16};
 use super::{
     COIL_OFF, COIL_ON, ExceptionCode, ExceptionResponse, FunctionCode, MAX_FIFO_COUNT, MAX_PDU_LEN,
@@ -203,7 +203,7 @@ impl<'a> Response<'a> {
             }
             Request::ReadHoldingRegisters { quantity, .. } => {
                 let function = FunctionCode::ReadHoldingRegisters;
-                if let Some(bytes) = bulk_payload(pdu, function, usize::from(quantity) * 2) {
+                if let Some(bytes) = bulk_payload(pdu, function, register_bytes(quantity)) {
                     if let Ok(values) = Registers::try_from(bytes) {
                         return Ok(Self::ReadHoldingRegisters { values });
                     }
@@ -211,7 +211,7 @@ impl<'a> Response<'a> {
             }
             Request::ReadInputRegisters { quantity, .. } => {
                 let function = FunctionCode::ReadInputRegisters;
-                if let Some(bytes) = bulk_payload(pdu, function, usize::from(quantity) * 2) {
+                if let Some(bytes) = bulk_payload(pdu, function, register_bytes(quantity)) {
                     if let Ok(values) = Registers::try_from(bytes) {
                         return Ok(Self::ReadInputRegisters { values });
                     }
@@ -219,7 +219,7 @@ impl<'a> Response<'a> {
             }
             Request::ReadWriteMultipleRegisters { read_quantity, .. } => {
                 let function = FunctionCode::ReadWriteMultipleRegisters;
-                if let Some(bytes) = bulk_payload(pdu, function, usize::from(read_quantity) * 2) {
+                if let Some(bytes) = bulk_payload(pdu, function, register_bytes(read_quantity)) {
                     if let Ok(values) = Registers::try_from(bytes) {
                         return Ok(Self::ReadWriteMultipleRegisters { values });
                     }
@@ -349,11 +349,14 @@ impl<'a> Response<'a> {
                 r.expect_remaining(byte_count)?;
                 let bytes = r.rest();
                 let mut rest = bytes;
+                // The request's groups were not necessarily validated: saturate, as a saturated
+                // length never matches a one-byte length field. `pdu.len()` ≤ `MAX_PDU_LEN`.
                 for group in groups {
-                    let expected = 1 + 2 * usize::from(group.record_length);
+                    let data_len = register_bytes(group.record_length);
+                    let expected = data_len.saturating_add(1);
                     let (&len, tail) = rest.split_first().ok_or(DecodeError::Truncated {
                         function,
-                        needed: pdu.len() + 1,
+                        needed: pdu.len().saturating_add(1),
                         actual: pdu.len(),
                     })?;
                     if usize::from(len) != expected {
@@ -366,23 +369,22 @@ impl<'a> Response<'a> {
                     let (&reference_type, tail) =
                         tail.split_first().ok_or(DecodeError::Truncated {
                             function,
-                            needed: pdu.len() + 1,
+                            needed: pdu.len().saturating_add(1),
                             actual: pdu.len(),
                         })?;
                     if reference_type != REFERENCE_TYPE {
                         return Err(DecodeError::InvalidReferenceType { reference_type });
                     }
-                    let data_len = expected - 1;
                     rest = tail.get(data_len..).ok_or(DecodeError::Truncated {
                         function,
-                        needed: pdu.len() + data_len - tail.len(),
+                        needed: offset_of(pdu.len(), tail).saturating_add(data_len),
                         actual: pdu.len(),
                     })?;
                 }
                 if !rest.is_empty() {
                     return Err(DecodeError::TrailingBytes {
                         function,
-                        expected: pdu.len() - rest.len(),
+                        expected: offset_of(pdu.len(), rest),
                         actual: pdu.len(),
                     });
                 }
@@ -425,7 +427,9 @@ impl<'a> Response<'a> {
                         max: usize::from(MAX_FIFO_COUNT),
                     });
                 }
-                let expected = 2 + 2 * usize::from(count);
+                // At most 2 + 2 × 31: `count` ≤ `MAX_FIFO_COUNT` was checked just above.
+                let data_len = register_bytes(count);
+                let expected = data_len.saturating_add(2);
                 if byte_count != expected {
                     return Err(DecodeError::ByteCountMismatch {
                         function,
@@ -433,7 +437,7 @@ impl<'a> Response<'a> {
                         expected,
                     });
                 }
-                r.expect_remaining(2 * usize::from(count))?;
+                r.expect_remaining(data_len)?;
                 Self::ReadFifoQueue {
                     values: Registers::try_from(r.rest())?,
                 }
@@ -464,13 +468,15 @@ impl<'a> Response<'a> {
                 let bytes = r.rest();
                 let mut rest = bytes;
                 for _ in 0..count {
-                    let before = rest.len();
+                    let before = rest;
                     if super::DeviceIdObject::read(&mut rest).is_none() {
+                        // The object's header and value, from where it starts in the PDU.
+                        let object_len = rest.get(1).map_or(0, |&l| usize::from(l));
                         return Err(DecodeError::Truncated {
                             function,
-                            needed: pdu.len() - before
-                                + 2
-                                + rest.get(1).map_or(0, |&l| usize::from(l)),
+                            needed: offset_of(pdu.len(), before)
+                                .saturating_add(2)
+                                .saturating_add(object_len),
                             actual: pdu.len(),
                         });
                     }
@@ -478,7 +484,7 @@ impl<'a> Response<'a> {
                 if !rest.is_empty() {
                     return Err(DecodeError::TrailingBytes {
                         function,
-                        expected: pdu.len() - rest.len(),
+                        expected: offset_of(pdu.len(), rest),
                         actual: pdu.len(),
                     });
                 }
@@ -593,7 +599,7 @@ impl<'a> Response<'a> {
                 if len > MAX_OBJECT_BYTES {
                     return Err(DecodeError::ResponseTooLong {
                         function,
-                        len: 7 + len,
+                        len: len.saturating_add(7),
                     });
                 }
             }
@@ -623,34 +629,44 @@ impl<'a> Response<'a> {
     }
 
     /// Length of the encoded PDU in bytes.
+    ///
+    /// Saturates at `usize::MAX` for payloads no PDU can carry (which [`validate`](Self::validate)
+    /// then rejects as too long) rather than overflowing.
     #[must_use]
     pub fn encoded_len(&self) -> usize {
-        1 + match self {
+        let data_len = match self {
             Self::ReadCoils { values } | Self::ReadDiscreteInputs { values } => {
-                1 + values.byte_len()
+                values.byte_len().saturating_add(1)
             }
             Self::ReadHoldingRegisters { values }
             | Self::ReadInputRegisters { values }
-            | Self::ReadWriteMultipleRegisters { values } => 1 + values.byte_len(),
+            | Self::ReadWriteMultipleRegisters { values } => values.byte_len().saturating_add(1),
             Self::WriteSingleCoil { .. }
             | Self::WriteSingleRegister { .. }
             | Self::WriteMultipleCoils { .. }
             | Self::WriteMultipleRegisters { .. }
             | Self::GetCommEventCounter { .. } => 4,
             Self::ReadExceptionStatus { .. } | Self::Exception(_) => 1,
-            Self::Diagnostics(DiagnosticsResponse::ReturnQueryData { data }) => 2 + data.len(),
-            Self::Diagnostics(_) => 4,
-            Self::GetCommEventLog { events, .. } => 1 + EVENT_LOG_HEADER_LEN + events.len(),
-            Self::ReportServerId { data } | Self::CanOpenGeneralReference { data } => {
-                1 + data.len()
+            Self::Diagnostics(DiagnosticsResponse::ReturnQueryData { data }) => {
+                data.len().saturating_add(2)
             }
-            Self::ReadFileRecord { records } => 1 + records.wire_len(),
-            Self::WriteFileRecord { records } => 1 + records.wire_len(),
+            Self::Diagnostics(_) => 4,
+            Self::GetCommEventLog { events, .. } => {
+                events.len().saturating_add(1 + EVENT_LOG_HEADER_LEN)
+            }
+            Self::ReportServerId { data } | Self::CanOpenGeneralReference { data } => {
+                data.len().saturating_add(1)
+            }
+            Self::ReadFileRecord { records } => records.wire_len().saturating_add(1),
+            Self::WriteFileRecord { records } => records.wire_len().saturating_add(1),
             Self::MaskWriteRegister { .. } => 6,
-            Self::ReadFifoQueue { values } => 4 + values.byte_len(),
-            Self::ReadDeviceIdentification(identification) => 6 + identification.objects.wire_len(),
+            Self::ReadFifoQueue { values } => values.byte_len().saturating_add(4),
+            Self::ReadDeviceIdentification(identification) => {
+                identification.objects.wire_len().saturating_add(6)
+            }
             Self::Custom { data, .. } => data.len(),
-        }
+        };
+        data_len.saturating_add(1)
     }
 
     /// Encodes the PDU into `out`, returning the number of bytes written.
@@ -758,7 +774,9 @@ impl<'a> Response<'a> {
                 message_count,
                 events,
             } => {
-                w.u8(byte_count(function, EVENT_LOG_HEADER_LEN + events.len())?)?;
+                // `validate` allowed at most 64 events; a saturated count fails anyway.
+                let count = events.len().saturating_add(EVENT_LOG_HEADER_LEN);
+                w.u8(byte_count(function, count)?)?;
                 w.u16(*status)?;
                 w.u16(*event_count)?;
                 w.u16(*message_count)?;
@@ -791,7 +809,8 @@ impl<'a> Response<'a> {
                 w.u16(*or_mask)?;
             }
             Self::ReadFifoQueue { values } => {
-                w.u16(len_u16(function, 2 + values.byte_len())?)?;
+                // `validate` allowed at most 31 values; a saturated count fails anyway.
+                w.u16(len_u16(function, values.byte_len().saturating_add(2))?)?;
                 w.u16(len_u16(function, values.len())?)?;
                 values.write_wire(w.slot(values.byte_len())?);
             }
@@ -840,7 +859,8 @@ fn counted_header(
         }
         .into());
     }
-    let required = 2 + byte_len;
+    // Saturated, the length fails the PDU limit like any other too-long one.
+    let required = byte_len.saturating_add(2);
     if required > MAX_PDU_LEN {
         return Err(DecodeError::PduTooLong { len: required }.into());
     }
@@ -856,7 +876,8 @@ fn counted_header(
 }
 
 fn check_range(function: FunctionCode, address: u16, quantity: u16) -> Result<(), DecodeError> {
-    if u32::from(address) + u32::from(quantity) > 0x1_0000 {
+    // Two `u16`s cannot overflow a `u32`, and a saturated sum would fail the check anyway.
+    if u32::from(address).saturating_add(u32::from(quantity)) > 0x1_0000 {
         return Err(DecodeError::AddressOverflow {
             function,
             address,
@@ -883,7 +904,7 @@ fn read_registers<'a>(
     function: FunctionCode,
     quantity: u16,
 ) -> Result<Registers<'a>, DecodeError> {
-    Registers::try_from(counted_payload(r, function, usize::from(quantity) * 2)?)
+    Registers::try_from(counted_payload(r, function, register_bytes(quantity))?)
 }
 
 fn reference_types_are_valid(records: FileRecords<'_>) -> bool {
@@ -894,7 +915,7 @@ fn reference_types_are_valid(records: FileRecords<'_>) -> bool {
             if reference_type != REFERENCE_TYPE {
                 return false;
             }
-            let data_len = usize::from(u16::from_be_bytes([l0, l1])) * 2;
+            let data_len = register_bytes(u16::from_be_bytes([l0, l1]));
             rest = tail.get(data_len..).unwrap_or_default();
         }
         true

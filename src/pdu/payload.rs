@@ -350,16 +350,10 @@ impl<'a> Coils<'a> {
             return 0;
         };
         match self.repr {
-            CoilsRepr::Packed { bytes, .. } => {
-                for (chunk, &byte) in out.chunks_mut(8).zip(bytes) {
-                    for (bit, slot) in chunk.iter_mut().enumerate() {
-                        *slot = byte & (1 << bit) != 0;
-                    }
-                }
-            }
+            CoilsRepr::Packed { bytes, .. } => unpack_bits(bytes, out),
             CoilsRepr::Bools(bits) => {
-                for (slot, &bit) in out.iter_mut().zip(bits) {
-                    *slot = bit;
+                if let Some(bits) = bits.get(..n) {
+                    out.copy_from_slice(bits);
                 }
             }
         }
@@ -379,6 +373,65 @@ impl<'a> Coils<'a> {
                         .fold(0u8, |acc, (bit, &on)| acc | (u8::from(on) << bit));
                 }
             }
+        }
+    }
+}
+
+/// `UNPACKED[b]` is byte `b` as eight bits, LSB first: one load and one 8-byte store per wire
+/// byte instead of a shift, mask and compare per bit (2 KiB of read-only data).
+#[expect(
+    clippy::indexing_slicing,
+    reason = "evaluated at compile time: a bad index is a build error, never a run-time panic"
+)]
+static UNPACKED: [[bool; 8]; 256] = {
+    let mut table = [[false; 8]; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let mut bit = 0;
+        while bit < 8 {
+            table[byte][bit] = byte & (1 << bit) != 0;
+            bit += 1;
+        }
+        byte += 1;
+    }
+    table
+};
+
+/// Unpacks whole bytes from `bytes` into `out`, eight bits each, `N` bytes (`M == 8 * N` bits)
+/// per step so the loop body is straight-line table copies; returns how many bytes it did.
+#[inline]
+fn unpack_groups<const N: usize, const M: usize>(bytes: &[u8], out: &mut [bool]) -> usize {
+    // The zip below runs exactly this many steps.
+    let groups = out
+        .len()
+        .checked_div(M)
+        .unwrap_or(0)
+        .min(bytes.len().checked_div(N).unwrap_or(0));
+    for (chunk, group) in out.chunks_exact_mut(M).zip(bytes.chunks_exact(N)) {
+        for (slots, &byte) in chunk.chunks_exact_mut(8).zip(group) {
+            if let (Ok(slots), Some(bits)) = (
+                <&mut [bool; 8]>::try_from(slots),
+                UNPACKED.get(usize::from(byte)),
+            ) {
+                *slots = *bits;
+            }
+        }
+    }
+    groups.saturating_mul(N)
+}
+
+/// Unpacks LSB-first `bytes` into `out`, which holds at most `8 * bytes.len()` bits.
+fn unpack_bits(bytes: &[u8], out: &mut [bool]) {
+    // Eight bytes (64 bits) per step while they last, then single bytes, then a partial byte.
+    let done = unpack_groups::<8, 64>(bytes, out);
+    let (bytes, out) = (
+        bytes.get(done..).unwrap_or_default(),
+        out.get_mut(done.saturating_mul(8)..).unwrap_or_default(),
+    );
+    let done = unpack_groups::<1, 8>(bytes, out);
+    if let (Some(&byte), Some(rest)) = (bytes.get(done), out.get_mut(done.saturating_mul(8)..)) {
+        for (bit, slot) in rest.iter_mut().take(8).enumerate() {
+            *slot = byte & (1 << bit) != 0;
         }
     }
 }

@@ -22,10 +22,9 @@ proptest! {
         out_len in 0usize..=2100,
     ) {
         let coils = Coils::new(&bytes, count).unwrap();
-        let mut out = vec![false; out_len];
         // Alternate poison values across cases so a stray write of either value is caught.
         let poison = out_len % 2 == 0;
-        out.iter_mut().for_each(|slot| *slot = poison);
+        let mut out = vec![poison; out_len];
         let copied = coils.copy_to(&mut out);
         prop_assert_eq!(copied, count.min(out_len));
         for (index, &bit) in out.iter().enumerate().take(copied) {

@@ -33,14 +33,14 @@ use std::time::Duration;
 use std::vec::Vec;
 
 use crate::error::{DecodeError, EncodeError, FrameError};
-use crate::frame::ascii;
+use crate::frame::{Framing, ascii};
 use crate::pdu::{
     Coils, DiagnosticCounter, DiagnosticsRequest, DiagnosticsResponse, ExceptionCode,
     ExceptionResponse, FileReadGroup, FileReadGroups, FileRecord, FileRecords, FunctionCode,
     ReadDeviceIdCode, Registers, Request, Response,
 };
 use crate::session::client::{
-    AbortCause, ClientError, Config, Event, Framing, RetryPolicy, Session, TransactionId,
+    AbortCause, ClientError, Config, Event, RetryPolicy, Session, TransactionId,
 };
 use crate::time::Instant;
 use crate::transport::Transport;

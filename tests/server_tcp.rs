@@ -11,6 +11,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
+use modbus_stack::frame::Framing;
 use modbus_stack::server::tcp::{Config, SpawnedServer, TcpServer};
 use modbus_stack::sim;
 use support::{crc16_modbus, hex};
@@ -400,4 +401,22 @@ fn rtu_over_tcp_ignores_bad_crc_and_foreign_units() {
     s.write_all(&rtu("00 06 00 09 00 2A")).unwrap();
     s.write_all(&rtu("01 03 00 09 00 01")).unwrap();
     assert_eq!(read_rtu(&mut s, 7), rtu("01 03 02 00 2A"));
+}
+
+#[test]
+fn serial_line_framings_are_refused_by_bind() {
+    for framing in [Framing::Rtu, Framing::Ascii] {
+        let config = Config::tcp().with_framing(framing);
+        assert_eq!(config.framing(), framing);
+        let error = TcpServer::bind("127.0.0.1:0", config).expect_err("serial framing on TCP");
+        assert_eq!(error.kind(), ErrorKind::InvalidInput, "{framing:?}");
+    }
+    // Both TCP framings bind.
+    for framing in [Framing::Tcp, Framing::RtuOverTcp] {
+        let config = Config::tcp().with_framing(framing);
+        assert!(
+            TcpServer::bind("127.0.0.1:0", config).is_ok(),
+            "{framing:?}"
+        );
+    }
 }

@@ -41,7 +41,7 @@ use std::vec::Vec;
 use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
 
 use super::Service;
-use crate::frame::{rtu, tcp};
+use crate::frame::{Framing, rtu, tcp};
 use crate::pdu::MAX_PDU_LEN;
 use crate::session::{self, Reply, Server};
 use crate::time::Instant;
@@ -54,20 +54,15 @@ const READ_BUFFER_LEN: usize = 1024;
 /// within minutes rather than the BSD default of two hours.
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
 
-/// How the bytes of a connection are framed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Framing {
-    /// Modbus TCP: MBAP header and PDU (`modbus-reference.md` §10.1).
-    #[default]
-    Tcp,
-    /// RTU over TCP: raw RTU ADUs with CRC and no MBAP header, one request at a time (§10.6).
-    RtuOverTcp,
-}
-
 /// Configuration of a [`TcpServer`].
 ///
+/// The framing is a [`Framing`]: [`Framing::Tcp`] (the default) or [`Framing::RtuOverTcp`]. The
+/// serial-line framings ([`Framing::Rtu`], [`Framing::Ascii`]) are accepted here, since the
+/// configuration is a plain value, but [`TcpServer::bind`] refuses them.
+///
 /// ```
-/// use modbus_stack::server::tcp::{Config, Framing};
+/// use modbus_stack::frame::Framing;
+/// use modbus_stack::server::tcp::Config;
 /// use std::time::Duration;
 ///
 /// let config = Config::tcp().with_max_connections(4).with_idle_timeout(Duration::from_secs(10));
@@ -117,7 +112,10 @@ impl Config {
         }
     }
 
-    /// The same configuration with another framing.
+    /// The same configuration with another framing. Only [`Framing::Tcp`] and
+    /// [`Framing::RtuOverTcp`] run on a TCP listener: [`TcpServer::bind`] fails with
+    /// [`ErrorKind::InvalidInput`] for [`Framing::Rtu`] and [`Framing::Ascii`] (a serial line is
+    /// served by `server::serial`, feature `serial`).
     #[must_use]
     pub const fn with_framing(mut self, framing: Framing) -> Self {
         self.framing = framing;
@@ -220,8 +218,20 @@ impl TcpServer {
     /// `TIME_WAIT`.
     ///
     /// # Errors
-    /// The address does not resolve, or no resolved address can be bound.
+    /// [`ErrorKind::InvalidInput`] when the configuration's framing is a serial-line one
+    /// ([`Framing::Rtu`], [`Framing::Ascii`]: a TCP listener carries [`Framing::Tcp`] or
+    /// [`Framing::RtuOverTcp`]); otherwise the address does not resolve, or no resolved address
+    /// can be bound.
     pub fn bind(addr: impl ToSocketAddrs, config: Config) -> io::Result<Self> {
+        if config.framing.is_serial() {
+            return Err(io::Error::new(
+                ErrorKind::InvalidInput,
+                std::format!(
+                    "{:?} is a serial-line framing; a TCP server carries Tcp or RtuOverTcp",
+                    config.framing
+                ),
+            ));
+        }
         let mut last_error = None;
         for addr in addr.to_socket_addrs()? {
             match listen(addr) {
@@ -458,6 +468,11 @@ impl ConnectionWorker {
             Framing::Tcp => StreamDecoder::Tcp(tcp::Decoder::new()),
             Framing::RtuOverTcp => {
                 StreamDecoder::Rtu(rtu::Decoder::new(rtu::Config::untimed(rtu::Mode::Requests)))
+            }
+            // `TcpServer::bind` refuses serial-line framings; close rather than guess.
+            Framing::Rtu | Framing::Ascii => {
+                let _ = self.stream.shutdown(Shutdown::Both);
+                return;
             }
         };
         let mut buf = [0u8; READ_BUFFER_LEN];

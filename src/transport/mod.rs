@@ -12,7 +12,7 @@
 
 use std::io;
 
-use crate::session::client::Framing;
+use crate::frame::Framing;
 use crate::time::Instant;
 
 #[cfg(feature = "serial")]

@@ -14,7 +14,7 @@ use std::vec::Vec;
 use socket2::{Domain, Protocol, SockAddr, Socket, TcpKeepalive, Type};
 
 use super::{Transport, remaining};
-use crate::session::client::Framing;
+use crate::frame::Framing;
 use crate::time::Instant;
 
 /// Shortest read timeout handed to the socket (a zero timeout would block forever).

@@ -9,7 +9,18 @@
 //!   wake-ups cost; our client and server can only add to it.
 //! * `loopback/pipelined/read10x16`: [`Client::pipeline`] with 16 reads of 10 registers in
 //!   flight; throughput counts requests, so criterion prints requests/s for every case.
+//! * `loopback/pipelined/read10x16-coalesced`: the same with both opt-ins for write coalescing
+//!   on: the client writes the requests it has ready in one `send`
+//!   (`TcpConfig::coalesce_requests`) and the server answers all ADUs of one read in one write
+//!   (`Config::with_coalesced_responses`). Off is the default (§10.3: one ADU per segment).
 //! * `loopback/floor/read10x16`: the raw floor for 16 requests in flight, for reference.
+//!
+//! The issue's target is "16 pipelined ≥ 3× the sequential floor" (`floor/read10`); compare
+//! requests/s of the pipelined rows with it:
+//!
+//! ```text
+//! taskset -c 0 cargo bench --bench loopback -- 'pipelined|floor/read10$'
+//! ```
 //!
 //! Set `LOOPBACK_LATENCY=<samples>` to skip criterion and instead time that many round trips of
 //! each case one by one, printing requests/s, p50 and p99 (see the module's `latency` function):
@@ -124,12 +135,18 @@ fn floor_pipelined(stream: &mut TcpStream, request: &[u8], response: &mut [u8], 
     }
 }
 
-/// The simulator on an ephemeral 127.0.0.1 port and a client connected to it.
-fn ours() -> (SpawnedServer, Client<TcpTransport>) {
-    let server = TcpServer::bind("127.0.0.1:0", Config::tcp())
+/// The simulator on an ephemeral 127.0.0.1 port and a client connected to it; with `coalesce`
+/// the client writes its ready requests together and the server its responses to one read.
+fn ours(coalesce: bool) -> (SpawnedServer, Client<TcpTransport>) {
+    let config = Config::tcp().with_coalesced_responses(coalesce);
+    let server = TcpServer::bind("127.0.0.1:0", config)
         .and_then(|server| server.spawn(Arc::new(sim::unit_map())))
         .expect("start the simulator");
-    let client = Client::tcp(server.local_addr(), TcpConfig::default()).expect("connect");
+    let client_config = TcpConfig {
+        coalesce_requests: coalesce,
+        ..TcpConfig::default()
+    };
+    let client = Client::tcp(server.local_addr(), client_config).expect("connect");
     (server, client)
 }
 
@@ -164,7 +181,8 @@ fn ours_pipelined(client: &mut Client<TcpTransport>, requests: &[Request<'_>]) {
 }
 
 fn sequential(c: &mut Criterion) {
-    let (server, mut client) = ours();
+    let (server, mut client) = ours(false);
+    let (coalescing_server, mut coalescing_client) = ours(true);
     let mut raw = floor();
     let mut group = c.benchmark_group("loopback");
     group.throughput(Throughput::Elements(1));
@@ -184,6 +202,9 @@ fn sequential(c: &mut Criterion) {
     group.bench_function(format!("pipelined/read10x{DEPTH}"), |b| {
         b.iter(|| ours_pipelined(&mut client, black_box(&requests)));
     });
+    group.bench_function(format!("pipelined/read10x{DEPTH}-coalesced"), |b| {
+        b.iter(|| ours_pipelined(&mut coalescing_client, black_box(&requests)));
+    });
     let request = request_adu(10);
     let mut response = response_adu(10);
     group.bench_function(format!("floor/read10x{DEPTH}"), |b| {
@@ -191,7 +212,11 @@ fn sequential(c: &mut Criterion) {
     });
     group.finish();
     drop(client);
+    drop(coalescing_client);
     server.shutdown().expect("stop the simulator");
+    coalescing_server
+        .shutdown()
+        .expect("stop the coalescing simulator");
 }
 
 /// Round-trip times of one case.
@@ -246,6 +271,18 @@ fn paired(
     name: &str,
     samples: usize,
     per_run: usize,
+    ours: impl FnMut(),
+    floor: impl FnMut(),
+) -> (f64, f64) {
+    paired_named(name, name, samples, per_run, ours, floor)
+}
+
+/// [`paired`] with the floor's case named apart (`floor_name`).
+fn paired_named(
+    name: &str,
+    floor_name: &str,
+    samples: usize,
+    per_run: usize,
     mut ours: impl FnMut(),
     mut floor: impl FnMut(),
 ) -> (f64, f64) {
@@ -254,7 +291,7 @@ fn paired(
         floor();
     }
     let mut a = Samples::new(format!("ours/{name}"), per_run, samples);
-    let mut b = Samples::new(format!("floor/{name}"), per_run, samples);
+    let mut b = Samples::new(format!("floor/{floor_name}"), per_run, samples);
     for _ in 0..samples {
         a.time(&mut ours);
         b.time(&mut floor);
@@ -267,7 +304,8 @@ fn paired(
 /// The `LOOPBACK_LATENCY` mode: per-round-trip latency percentiles (criterion gives medians of
 /// batches only), ours and the floor interleaved.
 fn latency(samples: usize) {
-    let (server, mut client) = ours();
+    let (server, mut client) = ours(false);
+    let (coalescing_server, mut coalescing_client) = ours(true);
     let mut raw = floor();
     println!("{samples} samples per case; latency of one round trip (pipelined: of the batch)");
     let mut sequential_floor = 0.0_f64;
@@ -296,13 +334,31 @@ fn latency(samples: usize) {
         || ours_pipelined(&mut client, &requests),
         || floor_pipelined(&mut raw, &request, &mut response, DEPTH),
     );
+    // The same raw floor (one write per request): the floor has no Modbus code to coalesce.
+    let (coalesced, _) = paired_named(
+        &format!("read10x{DEPTH}-coalesced"),
+        &format!("read10x{DEPTH}"),
+        samples,
+        DEPTH,
+        || ours_pipelined(&mut coalescing_client, &requests),
+        || floor_pipelined(&mut raw, &request, &mut response, DEPTH),
+    );
     println!(
         "{:<22} {:>10.3} x the sequential read10 floor",
         "ours pipelined",
         pipelined / sequential_floor
     );
+    println!(
+        "{:<22} {:>10.3} x the sequential read10 floor",
+        "ours coalesced",
+        coalesced / sequential_floor
+    );
     drop(client);
+    drop(coalescing_client);
     server.shutdown().expect("stop the simulator");
+    coalescing_server
+        .shutdown()
+        .expect("stop the coalescing simulator");
 }
 
 fn main() {

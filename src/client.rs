@@ -33,14 +33,14 @@ use std::time::Duration;
 use std::vec::Vec;
 
 use crate::error::{DecodeError, EncodeError, FrameError};
-use crate::frame::ascii;
+use crate::frame::{Framing, ascii};
 use crate::pdu::{
     Coils, DiagnosticCounter, DiagnosticsRequest, DiagnosticsResponse, ExceptionCode,
     ExceptionResponse, FileReadGroup, FileReadGroups, FileRecord, FileRecords, FunctionCode,
     ReadDeviceIdCode, Registers, Request, Response,
 };
 use crate::session::client::{
-    AbortCause, ClientError, Config, Event, Framing, RetryPolicy, Session, TransactionId,
+    AbortCause, ClientError, Config, Event, RetryPolicy, Session, TransactionId,
 };
 use crate::time::Instant;
 use crate::transport::Transport;
@@ -225,6 +225,9 @@ pub struct Client<T: Transport> {
     session: Session<MAX_PIPELINE>,
     transmit: [u8; BUFFER_LEN],
     receive: [u8; BUFFER_LEN],
+    /// Requests gathered for one write when the transport coalesces them (empty, unallocated,
+    /// otherwise).
+    batch: Vec<u8>,
     /// The error that broke the link, reported for requests lost with it.
     last_io_error: Option<io::Error>,
 }
@@ -297,6 +300,7 @@ impl<T: Transport> Client<T> {
             session: Session::new(config),
             transmit: [0; BUFFER_LEN],
             receive: [0; BUFFER_LEN],
+            batch: Vec::new(),
             last_io_error: None,
         }
     }
@@ -369,6 +373,12 @@ impl<T: Transport> Client<T> {
     /// Sends several requests to `unit_id` without waiting for each answer (Modbus TCP
     /// pipelining; other framings send them one after the other) and collects the results in
     /// request order.
+    ///
+    /// Each request is its own write unless the transport coalesces them
+    /// ([`Transport::coalesce_requests`], e.g.
+    /// [`TcpConfig::coalesce_requests`]): then every request ready to go (up to
+    /// [`MAX_PIPELINE`]) leaves in one write. Use that only towards servers that parse the byte
+    /// stream; see the trade-off there.
     ///
     /// # Errors
     /// The outer error when the link failed for good; per-request errors in the vector.
@@ -471,10 +481,16 @@ impl<T: Transport> Client<T> {
 
     /// Sends what the session has queued, then waits for input or the next deadline once.
     fn step(&mut self) -> Result<()> {
-        while let Some(len) = self.session.poll_transmit(&mut self.transmit) {
-            let adu = self.transmit.get(..len).unwrap_or_default();
-            if let Err(error) = self.transport.send(adu) {
+        if self.transport.coalesce_requests() {
+            if let Err(error) = self.send_coalesced() {
                 return self.recover(error);
+            }
+        } else {
+            while let Some(len) = self.session.poll_transmit(&mut self.transmit) {
+                let adu = self.transmit.get(..len).unwrap_or_default();
+                if let Err(error) = self.transport.send(adu) {
+                    return self.recover(error);
+                }
             }
         }
         let Some(deadline) = self.session.poll_timeout() else {
@@ -494,6 +510,26 @@ impl<T: Transport> Client<T> {
             Err(error) => return self.recover(error),
         }
         Ok(())
+    }
+
+    /// Gathers every ADU the session has queued into `batch` and sends them in one write.
+    fn send_coalesced(&mut self) -> io::Result<()> {
+        let room = self.session.config().framing.max_adu_len();
+        self.batch.clear();
+        loop {
+            let start = self.batch.len();
+            self.batch.resize(start + room, 0);
+            let out = self.batch.get_mut(start..).unwrap_or_default();
+            let Some(len) = self.session.poll_transmit(out) else {
+                self.batch.truncate(start);
+                break;
+            };
+            self.batch.truncate(start + len);
+        }
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        self.transport.send(&self.batch)
     }
 
     /// Reopens the link after `error`; requests in flight are retried or aborted by the session.

@@ -9,9 +9,9 @@ use std::thread;
 use std::time::Duration;
 
 use modbus_stack::client::{Client, Error};
-use modbus_stack::frame::{Role, Status, ascii, rtu};
+use modbus_stack::frame::{Framing, Role, Status, ascii, rtu};
 use modbus_stack::server::{DataStore, UnitMap};
-use modbus_stack::session::client::{Framing, RetryPolicy};
+use modbus_stack::session::client::RetryPolicy;
 use modbus_stack::session::server::{Config, Reply, Server};
 use modbus_stack::transport::serial::{SerialConfig, SerialTransport};
 use serialport::{SerialPort, TTYPort};

@@ -1,15 +1,16 @@
 //! The blocking client against test servers on 127.0.0.1: every function code, exceptions,
 //! pipelining with reordered answers, stale responses, timeouts, reconnection, and broadcast on
-//! RTU over TCP. Every loop is bounded; no assertion depends on timing.
+//! RTU over TCP; and, over a socket-less transport that records every write, pipelining with
+//! and without coalesced requests. Every loop is bounded; no assertion depends on timing.
 
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
 use modbus_stack::client::{Client, DiagnosticsReply, Error};
-use modbus_stack::frame::{Role, Status, rtu, tcp};
+use modbus_stack::frame::{Framing, Role, Status, rtu, tcp};
 use modbus_stack::pdu::{
     DiagnosticCounter, DiagnosticsRequest, ExceptionCode, FileReadGroup, FileRecord,
     ReadDeviceIdCode, Registers, Request, Response,
@@ -17,6 +18,8 @@ use modbus_stack::pdu::{
 use modbus_stack::server::{DataStore, UnitMap};
 use modbus_stack::session::client::RetryPolicy;
 use modbus_stack::session::server::{Config, Reply, Server, UnitIds};
+use modbus_stack::time::Instant;
+use modbus_stack::transport::Transport;
 use modbus_stack::transport::tcp::TcpConfig;
 
 /// A request as the test server saw it.
@@ -456,4 +459,142 @@ fn broadcast_over_rtu_over_tcp_is_not_awaited() {
     // The broadcast was executed; unicast requests are answered as usual.
     assert_eq!(client.read_holding_registers(1, 5, 1).unwrap(), [77]);
     assert_eq!(store.holding_registers(5, 1), Ok(vec![77]));
+}
+
+/// A Modbus TCP transport without a socket: each `send` is recorded (how many ADUs it carried)
+/// and answered at once by the server core; the answers come back cut into chunks of the given
+/// sizes, cycled, so that responses arrive split and merged.
+struct Recording {
+    coalesce: bool,
+    sends: Vec<usize>,
+    map: UnitMap,
+    server: Server,
+    decoder: tcp::Decoder,
+    inbound: Vec<u8>,
+    chunks: Vec<usize>,
+    next_chunk: usize,
+}
+
+impl Recording {
+    fn new(store: Arc<DataStore>, coalesce: bool, chunks: &[usize]) -> Self {
+        Self {
+            coalesce,
+            sends: Vec::new(),
+            map: UnitMap::serving_all(store),
+            server: Server::new(Config::tcp()),
+            decoder: tcp::Decoder::new(),
+            inbound: Vec::new(),
+            chunks: chunks.to_vec(),
+            next_chunk: 0,
+        }
+    }
+}
+
+impl Transport for Recording {
+    fn framing(&self) -> Framing {
+        Framing::Tcp
+    }
+
+    fn coalesce_requests(&self) -> bool {
+        self.coalesce
+    }
+
+    fn send(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        let mut adus = 0;
+        while !bytes.is_empty() {
+            let taken = self.decoder.push(bytes);
+            bytes = &bytes[taken..];
+            while let Some(frame) = self.decoder.poll_frame() {
+                let adu = frame.expect("a well-formed request");
+                let request = Received {
+                    transaction_id: adu.transaction_id(),
+                    unit_id: adu.unit_id(),
+                    pdu: adu.pdu().to_vec(),
+                };
+                adus += 1;
+                let response = answer(&self.map, &mut self.server, &request).unwrap();
+                self.inbound.extend(response);
+            }
+        }
+        self.sends.push(adus);
+        Ok(())
+    }
+
+    fn receive(&mut self, buf: &mut [u8], _deadline: Instant) -> io::Result<usize> {
+        let chunk = self.chunks[self.next_chunk % self.chunks.len()];
+        self.next_chunk += 1;
+        let n = chunk.min(buf.len()).min(self.inbound.len());
+        buf[..n].copy_from_slice(&self.inbound[..n]);
+        self.inbound.drain(..n);
+        Ok(n)
+    }
+
+    fn clear_input(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn reconnect(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn coalesced_requests_leave_in_one_write_with_the_same_results() {
+    const COUNT: u16 = 40;
+    let store = store();
+    let values: Vec<u16> = (0..100).map(|i| 3 * i + 1).collect();
+    store.write_holding_registers(0, &values).unwrap();
+    let requests: Vec<Request<'static>> = (0..COUNT)
+        .map(|i| Request::ReadHoldingRegisters {
+            address: i,
+            quantity: 1 + i % 4,
+        })
+        .collect();
+    let expected: Vec<Vec<u16>> = (0..COUNT)
+        .map(|i| values[usize::from(i)..usize::from(i + 1 + i % 4)].to_vec())
+        .collect();
+    // Responses whole, byte by byte, and cut anywhere (split and merged).
+    let cuts: [&[usize]; 3] = [&[1024], &[1], &[3, 50, 7, 13, 200, 2]];
+    for coalesce in [false, true] {
+        for chunks in cuts {
+            let transport = Recording::new(Arc::clone(&store), coalesce, chunks);
+            let mut client = Client::new(transport);
+            let results = client
+                .pipeline(1, &requests, |_, response| match response {
+                    Response::ReadHoldingRegisters { values } => Ok(values.iter().collect()),
+                    _ => Err(Error::NoResponse),
+                })
+                .unwrap();
+            let results: Vec<Vec<u16>> = results.into_iter().map(Result::unwrap).collect();
+            assert_eq!(results, expected, "coalesce {coalesce}, chunks {chunks:?}");
+            let sends = &client.transport().sends;
+            assert_eq!(sends.iter().sum::<usize>(), usize::from(COUNT));
+            if coalesce {
+                // The first 16 (the whole pipeline) in one write, the refills in few more.
+                assert_eq!(sends[0], modbus_stack::client::MAX_PIPELINE, "{sends:?}");
+                assert!(sends.len() < usize::from(COUNT), "{sends:?}");
+            } else {
+                // The default: one ADU per write (§10.3).
+                assert!(sends.iter().all(|&adus| adus == 1), "{sends:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn coalescing_is_off_by_default_and_only_on_modbus_tcp() {
+    assert!(!TcpConfig::default().coalesce_requests);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = TcpConfig {
+        coalesce_requests: true,
+        ..config()
+    };
+    let tcp = modbus_stack::transport::tcp::TcpTransport::connect(addr, config).unwrap();
+    assert!(tcp.coalesce_requests());
+    let plain = modbus_stack::transport::tcp::TcpTransport::connect(addr, TcpConfig::default());
+    assert!(!plain.unwrap().coalesce_requests());
+    // RTU over TCP has one request at a time: nothing to coalesce.
+    let rtu = modbus_stack::transport::tcp::TcpTransport::connect_rtu_over_tcp(addr, config);
+    assert!(!rtu.unwrap().coalesce_requests());
 }

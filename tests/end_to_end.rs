@@ -2,7 +2,8 @@
 //! simulator. Every public function code once; 32 concurrent clients writing and reading back
 //! their own ranges; a connection cut in the middle of a response and a server restarted on the
 //! same port, after which the client's next call reconnects and succeeds; pipelining through the
-//! real server. Every loop is bounded; no assertion depends on timing.
+//! real server, also with requests and responses coalesced into one write each. Every loop is
+//! bounded; no assertion depends on timing.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -31,7 +32,12 @@ const SPAN: u16 = 100;
 
 /// The simulator on `addr` (port 0: an ephemeral port), room for every concurrent client.
 fn start_server(addr: impl std::net::ToSocketAddrs) -> SpawnedServer {
-    let config = Config::tcp().with_max_connections(usize::from(CLIENTS) + 8);
+    start_server_with(addr, Config::tcp())
+}
+
+/// As [`start_server`], on top of `config`.
+fn start_server_with(addr: impl std::net::ToSocketAddrs, config: Config) -> SpawnedServer {
+    let config = config.with_max_connections(usize::from(CLIENTS) + 8);
     TcpServer::bind(addr, config)
         .and_then(|server| server.spawn(Arc::new(sim::unit_map())))
         .expect("start the simulator")
@@ -39,10 +45,16 @@ fn start_server(addr: impl std::net::ToSocketAddrs) -> SpawnedServer {
 
 /// A client with short reconnection backoff (the tests restart servers).
 fn connect(addr: SocketAddr) -> Client<TcpTransport> {
+    connect_with(addr, false)
+}
+
+/// As [`connect`], writing the requests of a pipeline together when `coalesce_requests`.
+fn connect_with(addr: SocketAddr, coalesce_requests: bool) -> Client<TcpTransport> {
     let config = TcpConfig {
         reconnect_attempts: 20,
         reconnect_backoff: Duration::from_millis(10),
         reconnect_max_backoff: Duration::from_millis(100),
+        coalesce_requests,
         ..TcpConfig::default()
     };
     let mut client = Client::tcp(addr, config).expect("connect");
@@ -347,15 +359,58 @@ fn server_restarted_on_the_same_port_then_next_call_reconnects() {
 
 #[test]
 fn pipelining_through_the_real_server() {
-    let server = start_server("127.0.0.1:0");
-    let mut client = connect(server.local_addr());
-    let written: Vec<u16> = (0..64).map(|i| 1000 + i).collect();
-    client
-        .write_multiple_registers(UNIT, 2000, &written)
-        .unwrap();
+    assert_eq!(
+        pipeline_through_the_real_server(false, false),
+        Outcomes::expected()
+    );
+}
 
-    // 40 requests: more than the 16 the session keeps in flight, so it refills as answers come.
-    let requests: Vec<Request<'static>> = (0..40u16)
+#[test]
+fn pipelining_with_coalesced_requests_and_responses_gives_the_same_results() {
+    // Both opt-ins on, and each alone.
+    for (requests, responses) in [(true, true), (true, false), (false, true)] {
+        assert_eq!(
+            pipeline_through_the_real_server(requests, responses),
+            Outcomes::expected(),
+            "coalesced requests {requests}, coalesced responses {responses}"
+        );
+    }
+}
+
+/// What [`pipeline_through_the_real_server`] saw: the 40-request batch and the mixed batch
+/// (values, or the exception code).
+#[derive(Debug, PartialEq, Eq)]
+struct Outcomes {
+    batch: Vec<(usize, Vec<u16>)>,
+    mixed: Vec<Result<Vec<u16>, Option<ExceptionCode>>>,
+}
+
+impl Outcomes {
+    fn expected() -> Self {
+        Self {
+            batch: (0..40u16)
+                .map(|i| {
+                    let values = if i % 2 == 0 {
+                        vec![i * 10, i * 10 + 1, i * 10 + 2]
+                    } else {
+                        vec![1000 + i, 1001 + i]
+                    };
+                    (usize::from(i), values)
+                })
+                .collect(),
+            mixed: vec![
+                Ok(vec![1]),
+                Err(Some(ExceptionCode::IllegalDataAddress)),
+                Ok(vec![2]),
+            ],
+        }
+    }
+}
+
+/// 40 requests: more than the 16 the session keeps in flight, so it refills as answers come.
+/// Reads registers 2000.. as written by [`pipeline_through_the_real_server`].
+fn batch() -> Vec<Request<'static>> {
+    (0..40u16)
         .map(|i| {
             if i % 2 == 0 {
                 Request::ReadInputRegisters {
@@ -369,25 +424,35 @@ fn pipelining_through_the_real_server() {
                 }
             }
         })
-        .collect();
-    let results = client
-        .pipeline(UNIT, &requests, |index, response| match response {
-            Response::ReadInputRegisters { values } | Response::ReadHoldingRegisters { values } => {
-                Ok((index, values.iter().collect::<Vec<u16>>()))
-            }
-            _ => Err(Error::NoResponse),
-        })
-        .unwrap();
-    assert_eq!(results.len(), requests.len());
-    for (i, result) in (0..40u16).zip(results) {
-        let (index, values) = result.unwrap();
-        assert_eq!(index, usize::from(i));
-        if i % 2 == 0 {
-            assert_eq!(values, [i * 10, i * 10 + 1, i * 10 + 2]);
-        } else {
-            assert_eq!(values, [1000 + i, 1001 + i]);
+        .collect()
+}
+
+/// The pipeline callback of [`batch`]: the index and the register values.
+fn collect(index: usize, response: &Response<'_>) -> Result<(usize, Vec<u16>), Error> {
+    match response {
+        Response::ReadInputRegisters { values } | Response::ReadHoldingRegisters { values } => {
+            Ok((index, values.iter().collect()))
         }
+        _ => Err(Error::NoResponse),
     }
+}
+
+/// Pipelines through the simulator, the client coalescing its requests and the server its
+/// responses as told.
+fn pipeline_through_the_real_server(requests: bool, responses: bool) -> Outcomes {
+    let server = start_server_with(
+        "127.0.0.1:0",
+        Config::tcp().with_coalesced_responses(responses),
+    );
+    let mut client = connect_with(server.local_addr(), requests);
+    let written: Vec<u16> = (0..64).map(|i| 1000 + i).collect();
+    client
+        .write_multiple_registers(UNIT, 2000, &written)
+        .unwrap();
+    let requests = batch();
+    let results = client.pipeline(UNIT, &requests, collect).unwrap();
+    assert_eq!(results.len(), requests.len());
+    let batch = results.into_iter().map(Result::unwrap).collect();
 
     // A failing request in the batch fails alone.
     let mixed = [
@@ -404,19 +469,17 @@ fn pipelining_through_the_real_server() {
             quantity: 1,
         },
     ];
-    let results = client
+    let mixed = client
         .pipeline(UNIT, &mixed, |_, response| match response {
             Response::ReadInputRegisters { values } => Ok(values.iter().collect::<Vec<u16>>()),
             _ => Err(Error::NoResponse),
         })
-        .unwrap();
-    assert_eq!(results[0].as_ref().unwrap(), &[1]);
-    assert_eq!(
-        results[1].as_ref().unwrap_err().exception(),
-        Some(ExceptionCode::IllegalDataAddress)
-    );
-    assert_eq!(results[2].as_ref().unwrap(), &[2]);
+        .unwrap()
+        .into_iter()
+        .map(|result| result.map_err(|error| error.exception()))
+        .collect();
 
     drop(client);
     server.shutdown().unwrap();
+    Outcomes { batch, mixed }
 }

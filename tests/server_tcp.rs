@@ -11,6 +11,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
+use modbus_stack::frame::Framing;
 use modbus_stack::server::tcp::{Config, SpawnedServer, TcpServer};
 use modbus_stack::sim;
 use support::{crc16_modbus, hex};
@@ -400,4 +401,111 @@ fn rtu_over_tcp_ignores_bad_crc_and_foreign_units() {
     s.write_all(&rtu("00 06 00 09 00 2A")).unwrap();
     s.write_all(&rtu("01 03 00 09 00 01")).unwrap();
     assert_eq!(read_rtu(&mut s, 7), rtu("01 03 02 00 2A"));
+}
+
+#[test]
+fn serial_line_framings_are_refused_by_bind() {
+    for framing in [Framing::Rtu, Framing::Ascii] {
+        let config = Config::tcp().with_framing(framing);
+        assert_eq!(config.framing(), framing);
+        let error = TcpServer::bind("127.0.0.1:0", config).expect_err("serial framing on TCP");
+        assert_eq!(error.kind(), ErrorKind::InvalidInput, "{framing:?}");
+    }
+    // Both TCP framings bind.
+    for framing in [Framing::Tcp, Framing::RtuOverTcp] {
+        let config = Config::tcp().with_framing(framing);
+        assert!(
+            TcpServer::bind("127.0.0.1:0", config).is_ok(),
+            "{framing:?}"
+        );
+    }
+}
+
+/// A request stream with pipelined reads (some of the largest size, so that one read's answers
+/// exceed one coalesced write), a write read back, an exception and an ADU with a foreign
+/// protocol id (dropped silently). Returns the bytes and how many responses they get.
+fn mixed_requests() -> (Vec<u8>, usize) {
+    let mut stream = Vec::new();
+    let mut answered = 0;
+    for tid in 0..48u16 {
+        let pdu = match tid % 6 {
+            // 125 holding registers: a 259-byte response.
+            0 => hex("03 00 00 00 7D"),
+            1 => vec![0x04, 0x00, u8::try_from(tid).unwrap(), 0x00, 0x02],
+            2 => vec![0x06, 0x00, u8::try_from(tid).unwrap(), 0x12, 0x34],
+            3 => vec![0x03, 0x00, u8::try_from(tid - 1).unwrap(), 0x00, 0x01],
+            // Exception 02: beyond the map.
+            4 => hex("04 FF F0 00 20"),
+            _ => hex("01 00 00 00 10"),
+        };
+        let mut adu = adu(tid, 1, &pdu);
+        if tid == 29 {
+            adu[3] = 1; // protocol id 1: no response
+        } else {
+            answered += 1;
+        }
+        stream.extend(adu);
+    }
+    (stream, answered)
+}
+
+/// Writes `requests` in chunks of the given sizes (cycled), reads `count` responses.
+fn exchange(
+    config: Config,
+    requests: &[u8],
+    chunks: &[usize],
+    count: usize,
+) -> Vec<(u16, u8, Vec<u8>)> {
+    let server = spawn(config);
+    let mut s = connect(server.local_addr());
+    let mut rest = requests;
+    for &size in chunks.iter().cycle() {
+        if rest.is_empty() {
+            break;
+        }
+        let (chunk, tail) = rest.split_at(size.min(rest.len()));
+        s.write_all(chunk).unwrap();
+        s.flush().unwrap();
+        rest = tail;
+    }
+    (0..count).map(|_| read_adu(&mut s)).collect()
+}
+
+#[test]
+fn coalesced_responses_match_one_write_per_response_however_requests_are_cut() {
+    let (requests, count) = mixed_requests();
+    let expected = exchange(Config::tcp(), &requests, &[requests.len()], count);
+    assert_eq!(expected.len(), count);
+    assert!(expected.iter().all(|(tid, _, _)| *tid != 29));
+    assert_eq!(expected[0].2.len(), 2 + 250);
+    let coalesced = Config::tcp().with_coalesced_responses(true);
+    assert!(coalesced.coalesced_responses());
+    assert!(!Config::tcp().coalesced_responses());
+    // All in one write; byte by byte; cut at irregular places (ADUs split and merged).
+    let cuts: [&[usize]; 4] = [
+        &[requests.len()],
+        &[1],
+        &[5, 17, 3, 40, 12, 1, 29, 64],
+        &[7, 120, 2, 33, 500, 11],
+    ];
+    for chunks in cuts {
+        assert_eq!(
+            exchange(coalesced, &requests, chunks, count),
+            expected,
+            "chunks {chunks:?}"
+        );
+    }
+}
+
+#[test]
+fn coalesced_responses_on_rtu_over_tcp_answer_every_frame() {
+    let config = Config::rtu_over_tcp(1).with_coalesced_responses(true);
+    let server = spawn(config);
+    let mut s = connect(server.local_addr());
+    let mut batch = rtu("01 04 00 07 00 02");
+    batch.extend(rtu("02 04 00 02 00 01")); // foreign unit: ignored
+    batch.extend(rtu("01 03 00 6B 00 03"));
+    s.write_all(&batch).unwrap();
+    assert_eq!(read_rtu(&mut s, 9), rtu("01 04 04 00 07 00 08"));
+    assert_eq!(read_rtu(&mut s, 11), rtu("01 03 06 00 00 00 00 00 00"));
 }

@@ -35,6 +35,57 @@ pub mod check;
 pub mod rtu;
 pub mod tcp;
 
+/// How request and response ADUs are framed on a link: the one name for a framing across the
+/// crate (client sessions and transports, the TCP server).
+///
+/// [`Tcp`](Self::Tcp) and [`RtuOverTcp`](Self::RtuOverTcp) run on a TCP stream,
+/// [`Rtu`](Self::Rtu) and [`Ascii`](Self::Ascii) on a serial line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Framing {
+    /// Modbus TCP: MBAP header with transaction ids, so several requests may be outstanding.
+    Tcp,
+    /// RTU ADUs on a TCP stream (serial-to-Ethernet converters, §10.6): no transaction id, one
+    /// request at a time, broadcasts as on a serial line, frames cut by the length oracle.
+    RtuOverTcp,
+    /// RTU on a serial line.
+    Rtu,
+    /// ASCII on a serial line.
+    Ascii,
+}
+
+impl Framing {
+    /// `true` when unit id 0 means a broadcast that no server answers (all but Modbus TCP, where
+    /// a server directly on the network treats 0 as an ordinary id).
+    #[must_use]
+    pub const fn has_broadcast(self) -> bool {
+        !matches!(self, Self::Tcp)
+    }
+
+    /// `true` when several requests may be outstanding: only Modbus TCP tells responses apart
+    /// by transaction id.
+    #[must_use]
+    pub const fn can_pipeline(self) -> bool {
+        matches!(self, Self::Tcp)
+    }
+
+    /// `true` for the framings of a serial line ([`Rtu`](Self::Rtu), [`Ascii`](Self::Ascii)),
+    /// which a TCP transport or listener does not carry.
+    #[must_use]
+    pub const fn is_serial(self) -> bool {
+        matches!(self, Self::Rtu | Self::Ascii)
+    }
+
+    /// Largest ADU of this framing in bytes (characters for ASCII).
+    #[must_use]
+    pub const fn max_adu_len(self) -> usize {
+        match self {
+            Self::Tcp => tcp::MAX_ADU_LEN,
+            Self::RtuOverTcp | Self::Rtu => rtu::MAX_ADU_LEN,
+            Self::Ascii => ascii::MAX_FRAME_CHARS,
+        }
+    }
+}
+
 /// The outcome of trying to decode one frame from the front of a buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status<T> {

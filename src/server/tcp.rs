@@ -17,7 +17,8 @@
 //!   or in the middle of one (half a frame then silence). Clients must accept a close from the
 //!   server and reconnect (§10.5).
 //! * Buffers are fixed: one read buffer, one decoder (260 bytes for MBAP, 256 for RTU) and one
-//!   response buffer per connection. A client that does not read its responses blocks its own
+//!   response buffer per connection (plus, with [`Config::with_coalesced_responses`], one of
+//!   [`COALESCE_LEN`] bytes that gathers responses). A client that does not read its responses blocks its own
 //!   connection thread for at most the idle timeout (the write timeout), then is closed.
 //!
 //! # Framing
@@ -29,6 +30,17 @@
 //! [`Framing::RtuOverTcp`], raw RTU ADUs (no MBAP header) are cut by the function-code length
 //! rules and checked by CRC (§10.6); frames with a bad CRC or for a foreign unit id are ignored,
 //! as on a serial line.
+//!
+//! # One write per response, or coalesced
+//!
+//! By default every response is its own write, as `modbus-reference.md` §10.3 asks (one ADU per
+//! TCP segment). With [`Config::with_coalesced_responses`] the responses to all complete ADUs
+//! found in one read are gathered and written together (one syscall instead of one per
+//! response, which is most of the cost of a pipelined batch on 127.0.0.1). That is safe for any
+//! client that parses the byte stream (this crate's client, libmodbus, anything that honours
+//! the MBAP length); a client that expects each `recv` to return exactly one response and drops
+//! the rest would lose answers, so it stays off unless asked for. It changes nothing for a
+//! client that sends one request at a time.
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
@@ -41,7 +53,7 @@ use std::vec::Vec;
 use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
 
 use super::Service;
-use crate::frame::{rtu, tcp};
+use crate::frame::{Framing, rtu, tcp};
 use crate::pdu::MAX_PDU_LEN;
 use crate::session::{self, Reply, Server};
 use crate::time::Instant;
@@ -53,21 +65,20 @@ const READ_BUFFER_LEN: usize = 1024;
 /// Keep-alive idle time before the first probe: finds half-open connections after a peer reboot
 /// within minutes rather than the BSD default of two hours.
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
-
-/// How the bytes of a connection are framed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Framing {
-    /// Modbus TCP: MBAP header and PDU (`modbus-reference.md` §10.1).
-    #[default]
-    Tcp,
-    /// RTU over TCP: raw RTU ADUs with CRC and no MBAP header, one request at a time (§10.6).
-    RtuOverTcp,
-}
+/// Most bytes of responses gathered before a write when responses are coalesced: sixteen
+/// maximum-size MBAP ADUs (a full pipeline of `NumberMaxOfClientTransaction`, §10.3). More
+/// responses from one read go out in further writes of up to this size.
+pub const COALESCE_LEN: usize = 16 * tcp::MAX_ADU_LEN;
 
 /// Configuration of a [`TcpServer`].
 ///
+/// The framing is a [`Framing`]: [`Framing::Tcp`] (the default) or [`Framing::RtuOverTcp`]. The
+/// serial-line framings ([`Framing::Rtu`], [`Framing::Ascii`]) are accepted here, since the
+/// configuration is a plain value, but [`TcpServer::bind`] refuses them.
+///
 /// ```
-/// use modbus_stack::server::tcp::{Config, Framing};
+/// use modbus_stack::frame::Framing;
+/// use modbus_stack::server::tcp::Config;
 /// use std::time::Duration;
 ///
 /// let config = Config::tcp().with_max_connections(4).with_idle_timeout(Duration::from_secs(10));
@@ -80,6 +91,7 @@ pub struct Config {
     session: session::Config,
     max_connections: usize,
     idle_timeout: Duration,
+    coalesce_responses: bool,
 }
 
 impl Default for Config {
@@ -103,6 +115,7 @@ impl Config {
             session: session::Config::tcp(),
             max_connections: Self::DEFAULT_MAX_CONNECTIONS,
             idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
+            coalesce_responses: false,
         }
     }
 
@@ -117,7 +130,10 @@ impl Config {
         }
     }
 
-    /// The same configuration with another framing.
+    /// The same configuration with another framing. Only [`Framing::Tcp`] and
+    /// [`Framing::RtuOverTcp`] run on a TCP listener: [`TcpServer::bind`] fails with
+    /// [`ErrorKind::InvalidInput`] for [`Framing::Rtu`] and [`Framing::Ascii`] (a serial line is
+    /// served by `server::serial`, feature `serial`).
     #[must_use]
     pub const fn with_framing(mut self, framing: Framing) -> Self {
         self.framing = framing;
@@ -144,6 +160,21 @@ impl Config {
     pub fn with_idle_timeout(mut self, idle_timeout: Duration) -> Self {
         self.idle_timeout = idle_timeout.max(Duration::from_millis(1));
         self
+    }
+
+    /// The same configuration answering all complete ADUs found in one read with one write
+    /// (`true`), or each with its own write (`false`, the default, as §10.3 asks). See the
+    /// [module documentation](self#one-write-per-response-or-coalesced) for the trade-off.
+    #[must_use]
+    pub const fn with_coalesced_responses(mut self, coalesce: bool) -> Self {
+        self.coalesce_responses = coalesce;
+        self
+    }
+
+    /// `true` when the responses to one read are written together.
+    #[must_use]
+    pub const fn coalesced_responses(&self) -> bool {
+        self.coalesce_responses
     }
 
     /// The framing.
@@ -220,8 +251,20 @@ impl TcpServer {
     /// `TIME_WAIT`.
     ///
     /// # Errors
-    /// The address does not resolve, or no resolved address can be bound.
+    /// [`ErrorKind::InvalidInput`] when the configuration's framing is a serial-line one
+    /// ([`Framing::Rtu`], [`Framing::Ascii`]: a TCP listener carries [`Framing::Tcp`] or
+    /// [`Framing::RtuOverTcp`]); otherwise the address does not resolve, or no resolved address
+    /// can be bound.
     pub fn bind(addr: impl ToSocketAddrs, config: Config) -> io::Result<Self> {
+        if config.framing.is_serial() {
+            return Err(io::Error::new(
+                ErrorKind::InvalidInput,
+                std::format!(
+                    "{:?} is a serial-line framing; a TCP server carries Tcp or RtuOverTcp",
+                    config.framing
+                ),
+            ));
+        }
         let mut last_error = None;
         for addr in addr.to_socket_addrs()? {
             match listen(addr) {
@@ -362,6 +405,11 @@ impl TcpServer {
             stream,
             config: self.config,
             shutdown: self.shutdown.clone(),
+            pending: if self.config.coalesce_responses {
+                Vec::with_capacity(COALESCE_LEN)
+            } else {
+                Vec::new()
+            },
         };
         let service = Arc::clone(service);
         let thread = thread::Builder::new()
@@ -436,6 +484,8 @@ struct ConnectionWorker {
     stream: TcpStream,
     config: Config,
     shutdown: ShutdownHandle,
+    /// Responses gathered for one write (coalesced responses only; at most [`COALESCE_LEN`]).
+    pending: Vec<u8>,
 }
 
 /// The framing state of one connection.
@@ -459,6 +509,11 @@ impl ConnectionWorker {
             Framing::RtuOverTcp => {
                 StreamDecoder::Rtu(rtu::Decoder::new(rtu::Config::untimed(rtu::Mode::Requests)))
             }
+            // `TcpServer::bind` refuses serial-line framings; close rather than guess.
+            Framing::Rtu | Framing::Ascii => {
+                let _ = self.stream.shutdown(Shutdown::Both);
+                return;
+            }
         };
         let mut buf = [0u8; READ_BUFFER_LEN];
         let mut last_activity = StdInstant::now();
@@ -476,7 +531,9 @@ impl ConnectionWorker {
                             self.handle_rtu(decoder, &mut server, service, bytes)
                         }
                     };
-                    if next == Next::Close {
+                    // Answers gathered before a broken frame still go out, as they would have
+                    // one by one.
+                    if self.flush().is_err() || next == Next::Close {
                         break;
                     }
                 }
@@ -490,6 +547,29 @@ impl ConnectionWorker {
             }
         }
         let _ = self.stream.shutdown(Shutdown::Both);
+    }
+
+    /// Writes one response ADU, or with coalesced responses adds it to those waiting for
+    /// [`flush`](Self::flush) (writing them first when it would not fit).
+    fn emit(&mut self, adu: &[u8]) -> io::Result<()> {
+        if !self.config.coalesce_responses {
+            return self.stream.write_all(adu);
+        }
+        if self.pending.len().saturating_add(adu.len()) > COALESCE_LEN {
+            self.flush()?;
+        }
+        self.pending.extend_from_slice(adu);
+        Ok(())
+    }
+
+    /// Writes the coalesced responses waiting, in one write.
+    fn flush(&mut self) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let result = self.stream.write_all(&self.pending);
+        self.pending.clear();
+        result
     }
 
     /// Feeds MBAP bytes and answers every complete ADU in order.
@@ -523,11 +603,7 @@ impl ConnectionWorker {
                     else {
                         continue;
                     };
-                    if self
-                        .stream
-                        .write_all(adu_out.get(..len).unwrap_or_default())
-                        .is_err()
-                    {
+                    if self.emit(adu_out.get(..len).unwrap_or_default()).is_err() {
                         return Next::Close;
                     }
                 }
@@ -569,11 +645,7 @@ impl ConnectionWorker {
                             let Ok(len) = rtu::encode(unit_id, pdu, &mut adu_out) else {
                                 continue;
                             };
-                            if self
-                                .stream
-                                .write_all(adu_out.get(..len).unwrap_or_default())
-                                .is_err()
-                            {
+                            if self.emit(adu_out.get(..len).unwrap_or_default()).is_err() {
                                 return Next::Close;
                             }
                         }

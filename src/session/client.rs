@@ -27,7 +27,7 @@
 use core::fmt;
 
 use crate::error::{DecodeError, EncodeError, FrameError};
-use crate::frame::{ascii, rtu, tcp};
+use crate::frame::{Framing, ascii, rtu, tcp};
 use crate::pdu::{FunctionCode, MAX_PDU_LEN, Request, Response};
 use crate::time::{Duration, Instant};
 
@@ -35,46 +35,6 @@ use crate::time::{Duration, Instant};
 pub const BROADCAST_UNIT_ID: u8 = 0;
 /// How many [`DiscardReason`]s wait for [`Session::poll_event`] before the oldest is dropped.
 const DISCARD_QUEUE_LEN: usize = 4;
-
-/// How request and response ADUs are framed on the link.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Framing {
-    /// Modbus TCP: MBAP header with transaction ids, so several requests may be outstanding.
-    Tcp,
-    /// RTU ADUs on a TCP stream (serial-to-Ethernet converters, §10.6): no transaction id, one
-    /// request at a time, broadcasts as on a serial line, frames cut by the length oracle.
-    RtuOverTcp,
-    /// RTU on a serial line.
-    Rtu,
-    /// ASCII on a serial line.
-    Ascii,
-}
-
-impl Framing {
-    /// `true` when unit id 0 means a broadcast that no server answers (all but Modbus TCP, where
-    /// a server directly on the network treats 0 as an ordinary id).
-    #[must_use]
-    pub const fn has_broadcast(self) -> bool {
-        !matches!(self, Self::Tcp)
-    }
-
-    /// `true` when several requests may be outstanding: only Modbus TCP tells responses apart
-    /// by transaction id.
-    #[must_use]
-    pub const fn can_pipeline(self) -> bool {
-        matches!(self, Self::Tcp)
-    }
-
-    /// Largest ADU of this framing in bytes (characters for ASCII).
-    #[must_use]
-    pub const fn max_adu_len(self) -> usize {
-        match self {
-            Self::Tcp => tcp::MAX_ADU_LEN,
-            Self::RtuOverTcp | Self::Rtu => rtu::MAX_ADU_LEN,
-            Self::Ascii => ascii::MAX_FRAME_CHARS,
-        }
-    }
-}
 
 /// When and how often a request is sent again after its response timed out.
 ///
@@ -483,7 +443,8 @@ impl Frame {
 ///
 /// ```
 /// use modbus_stack::pdu::{Request, Response};
-/// use modbus_stack::session::client::{Config, Event, Framing, Session};
+/// use modbus_stack::frame::Framing;
+/// use modbus_stack::session::client::{Config, Event, Session};
 /// use modbus_stack::time::Instant;
 ///
 /// let mut session = Session::<4>::new(Config::new(Framing::Tcp));

@@ -12,7 +12,7 @@
 
 use std::io;
 
-use crate::session::client::Framing;
+use crate::frame::Framing;
 use crate::time::Instant;
 
 #[cfg(feature = "serial")]
@@ -25,11 +25,22 @@ pub trait Transport {
     fn framing(&self) -> Framing;
 
     /// Writes all of `adu` (one ADU; the transport may wait before sending, as an RTU line waits
-    /// for t3.5 of silence).
+    /// for t3.5 of silence). When [`coalesce_requests`](Self::coalesce_requests) is `true`,
+    /// `adu` may hold several ADUs back to back, to go out in one write.
     ///
     /// # Errors
     /// The I/O error; the caller then calls [`reconnect`](Self::reconnect).
     fn send(&mut self, adu: &[u8]) -> io::Result<()>;
+
+    /// `true` when the client may gather every request it has ready (a
+    /// [`Client::pipeline`](crate::client::Client::pipeline) batch) into one
+    /// [`send`](Self::send), instead of one `send` per ADU. `false` unless the transport was
+    /// configured for it (see [`TcpConfig::coalesce_requests`](tcp::TcpConfig::coalesce_requests)):
+    /// `modbus-reference.md` §10.3 asks clients not to pack several requests into one segment,
+    /// and some servers answer only the first ADU of a read.
+    fn coalesce_requests(&self) -> bool {
+        false
+    }
 
     /// Reads the bytes that arrive before `deadline` (on [`Instant::now`]'s clock) into `buf`.
     /// Returns as soon as some bytes are in, and `Ok(0)` once the deadline has passed without

@@ -16,8 +16,8 @@ use std::time::Duration;
 use serialport::{ClearBuffer, SerialPort};
 
 use super::{Transport, remaining};
+use crate::frame::Framing;
 use crate::frame::rtu::{Parity, StopBits, Timing};
-use crate::session::client::Framing;
 use crate::time::Instant;
 
 /// Shortest read timeout handed to the port.
@@ -133,7 +133,7 @@ impl SerialTransport {
         config: SerialConfig,
         framing: Framing,
     ) -> io::Result<Self> {
-        if !matches!(framing, Framing::Rtu | Framing::Ascii) {
+        if !framing.is_serial() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "a serial port carries RTU or ASCII framing",

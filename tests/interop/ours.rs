@@ -404,10 +404,10 @@ mod rtu {
     use std::time::Duration;
 
     use modbus_stack::client::Client;
+    use modbus_stack::frame::Framing;
     use modbus_stack::frame::rtu::{Parity, StopBits, Timing};
     use modbus_stack::server::UnitMap;
     use modbus_stack::server::serial::SerialServer;
-    use modbus_stack::session::client::Framing;
     use modbus_stack::sim;
     use modbus_stack::transport::serial::{SerialConfig, SerialTransport};
 

@@ -4,7 +4,7 @@
 use modbus_stack::FrameError;
 use modbus_stack::frame::Role;
 use modbus_stack::frame::rtu::{
-    Config, Decoder, LengthRule, LengthRules, Mode, Parity, StopBits, Timing, encode,
+    Config, Decoder, LengthRule, LengthRules, MAX_ADU_LEN, Mode, Parity, StopBits, Timing, encode,
 };
 use modbus_stack::time::{Duration, Instant};
 
@@ -333,4 +333,47 @@ fn untimed_mode_resyncs_one_byte_at_a_time() {
     );
     // One error per run of garbage: the leading bytes and the zero filler.
     assert_eq!(out.iter().filter(|r| r.is_err()).count(), 2);
+}
+
+/// Regression (found by the `rtu_stream` fuzz target): an untimed decoder whose buffer filled
+/// with bytes that never form a frame (here a device-identification response announcing more
+/// objects than 256 bytes can hold) accepted no more bytes and stalled for good. A full buffer with no frame is now
+/// dropped a byte at a time, so the stream keeps flowing and later frames are recovered.
+#[test]
+fn untimed_mode_never_stalls_on_a_full_buffer() {
+    let mut decoder = Decoder::new(Config::untimed(Mode::Responses));
+    // FC 2B/0E response header announcing 126 objects; each zero byte pair is an empty object,
+    // so the length walk needs more than MAX_ADU_LEN bytes and stays incomplete.
+    let mut stream = vec![0x01, 0x2B, 0x0E, 0x01, 0x01, 0x00, 0x00, 0x7E];
+    stream.extend(std::iter::repeat_n(0x00, 400));
+    stream.extend_from_slice(&READ_RESPONSE);
+    let mut out = Vec::new();
+    let mut rest = &stream[..];
+    // Every round must accept bytes or deliver something; bounded by the stream length.
+    for _ in 0..=stream.len() {
+        if rest.is_empty() {
+            break;
+        }
+        let before = out.len();
+        let n = decoder.push(Instant::ZERO, rest);
+        rest = &rest[n..];
+        drain(&mut decoder, &mut out);
+        assert!(
+            n > 0 || out.len() > before,
+            "decoder stalled with {} bytes left",
+            rest.len()
+        );
+    }
+    assert!(rest.is_empty());
+    for _ in 0..=MAX_ADU_LEN {
+        drain(&mut decoder, &mut out);
+    }
+    assert!(
+        out.iter()
+            .any(|r| matches!(r, Err(FrameError::FrameTooLong { .. })))
+    );
+    assert_eq!(
+        out.iter().filter_map(|r| r.as_ref().ok()).last(),
+        Some(&READ_RESPONSE.to_vec())
+    );
 }

@@ -307,7 +307,18 @@ impl Decoder {
         // Each round drops at least one byte or returns, so MAX_ADU_LEN + 1 rounds always suffice.
         for _ in 0..=MAX_ADU_LEN {
             let buf = self.buf.get(..self.len).unwrap_or_default();
-            match parse_either(buf, self.config.mode, self.expect, &self.config.rules) {
+            let status = match parse_either(buf, self.config.mode, self.expect, &self.config.rules)
+            {
+                // A full buffer that still holds no frame never will: no RTU ADU is longer than
+                // MAX_ADU_LEN. Without this the decoder would accept no more bytes and stall
+                // (a custom function code without a length rule, or a garbage byte count).
+                Status::Incomplete(_) if self.len >= MAX_ADU_LEN => Status::Invalid {
+                    error: FrameError::FrameTooLong { len: self.len },
+                    discard: 1,
+                },
+                status => status,
+            };
+            match status {
                 Status::Complete { frame, consumed } => {
                     let _ = frame;
                     let role = self.role_of(consumed);

@@ -373,7 +373,7 @@ fn untimed_mode_never_stalls_on_a_full_buffer() {
             .any(|r| matches!(r, Err(FrameError::FrameTooLong { .. })))
     );
     assert_eq!(
-        out.iter().filter_map(|r| r.as_ref().ok()).last(),
+        out.iter().filter_map(|r| r.as_ref().ok()).next_back(),
         Some(&READ_RESPONSE.to_vec())
     );
 }

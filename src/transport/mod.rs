@@ -7,7 +7,7 @@
 //! itself needs (socket options and reconnection on TCP, the t3.5 silence before sending on an
 //! RTU line).
 //!
-//! [`tcp::TcpTransport`] carries Modbus TCP or RTU over TCP; [`serial::SerialTransport`]
+//! [`tcp::TcpTransport`] carries Modbus TCP or RTU over TCP; `serial::SerialTransport`
 //! (feature `serial`) carries RTU or ASCII on a serial port.
 
 use std::io;

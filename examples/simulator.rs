@@ -9,13 +9,13 @@
 //! ```
 //!
 //! Several listeners can run at once; all share one data store. `--duration SECONDS` stops the
-//! simulator cleanly after that long. Otherwise it runs until interrupted: Ctrl-C ends the
-//! process at once, which is harmless since the simulator keeps all state in memory and writes
-//! no files.
+//! simulator cleanly after that long; otherwise it runs until Ctrl-C, which stops it just as
+//! cleanly (listeners closed, connection threads joined).
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::mpsc;
+use std::time::Duration;
 
 use modbus_stack::server::tcp::{Config, SpawnedServer, TcpServer};
 
@@ -142,18 +142,21 @@ fn run(options: &Options) -> Result<(), String> {
     }
     let serial = serial::start(options, unit, &map)?;
 
-    let Some(duration) = options.duration else {
-        println!("press Ctrl-C to stop");
-        loop {
-            std::thread::park();
+    // Ctrl-C (SIGINT) or the end of --duration stops every listener and joins its threads, so
+    // connections are closed cleanly rather than cut by the process dying.
+    let (stop, stopped) = mpsc::channel();
+    ctrlc::set_handler(move || {
+        let _ = stop.send(());
+    })
+    .map_err(|error| format!("cannot install the Ctrl-C handler: {error}"))?;
+    match options.duration {
+        Some(duration) => {
+            let _ = stopped.recv_timeout(duration);
         }
-    };
-    let end = Instant::now() + duration;
-    while let Some(left) = end.checked_duration_since(Instant::now()) {
-        if left.is_zero() {
-            break;
+        None => {
+            println!("press Ctrl-C to stop");
+            let _ = stopped.recv();
         }
-        std::thread::sleep(left.min(Duration::from_millis(200)));
     }
     serial.stop();
     for server in servers {

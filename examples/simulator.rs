@@ -149,14 +149,11 @@ fn run(options: &Options) -> Result<(), String> {
         let _ = stop.send(());
     })
     .map_err(|error| format!("cannot install the Ctrl-C handler: {error}"))?;
-    match options.duration {
-        Some(duration) => {
-            let _ = stopped.recv_timeout(duration);
-        }
-        None => {
-            println!("press Ctrl-C to stop");
-            let _ = stopped.recv();
-        }
+    if let Some(duration) = options.duration {
+        let _ = stopped.recv_timeout(duration);
+    } else {
+        println!("press Ctrl-C to stop");
+        let _ = stopped.recv();
     }
     serial.stop();
     for server in servers {

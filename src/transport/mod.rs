@@ -75,3 +75,32 @@ pub(crate) fn remaining(
     }
     Some(std::time::Duration::from(deadline - now).max(min))
 }
+
+/// A boxed transport is a transport, so one [`Client`](crate::client::Client) type (and one
+/// [`DeviceManager`](crate::poll::DeviceManager)) can drive TCP and serial links alike:
+/// `Client<Box<dyn Transport + Send>>`.
+impl<T: Transport + ?Sized> Transport for std::boxed::Box<T> {
+    fn framing(&self) -> Framing {
+        (**self).framing()
+    }
+
+    fn send(&mut self, adu: &[u8]) -> io::Result<()> {
+        (**self).send(adu)
+    }
+
+    fn coalesce_requests(&self) -> bool {
+        (**self).coalesce_requests()
+    }
+
+    fn receive(&mut self, buf: &mut [u8], deadline: Instant) -> io::Result<usize> {
+        (**self).receive(buf, deadline)
+    }
+
+    fn clear_input(&mut self) -> io::Result<()> {
+        (**self).clear_input()
+    }
+
+    fn reconnect(&mut self) -> io::Result<()> {
+        (**self).reconnect()
+    }
+}

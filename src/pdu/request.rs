@@ -180,7 +180,11 @@ fn check_quantity(
 
 /// `address + quantity − 1 ≤ 0xFFFF`, in a wider type so the range never wraps (§3.3). That type
 /// is `u64`, not `usize`: `0x1_0000` does not fit a 16-bit `usize`.
-fn check_range(function: FunctionCode, address: u16, quantity: usize) -> Result<(), DecodeError> {
+pub(crate) fn check_range(
+    function: FunctionCode,
+    address: u16,
+    quantity: usize,
+) -> Result<(), DecodeError> {
     let quantity_wide = u64::try_from(quantity).unwrap_or(u64::MAX);
     if u64::from(address).saturating_add(quantity_wide) > 0x1_0000 {
         return Err(DecodeError::AddressOverflow {

@@ -9,7 +9,7 @@ use super::diagnostics::{DiagnosticsRequest, DiagnosticsResponse, RESTART_CLEAR_
 use super::file_record::{FileReadResponses, FileRecords, REFERENCE_TYPE};
 use super::list::WireItem;
 use super::payload::{Coils, Registers, register_bytes};
-use super::request::{Request, counted_payload, decode_file_records, len_u16};
+use super::request::{Request, check_range, counted_payload, decode_file_records, len_u16};
 use super::{
     COIL_OFF, COIL_ON, ExceptionCode, ExceptionResponse, FunctionCode, MAX_FIFO_COUNT, MAX_PDU_LEN,
     MAX_READ_BITS, MAX_READ_REGISTERS, MAX_WRITE_COILS, MAX_WRITE_REGISTERS,
@@ -575,11 +575,11 @@ impl<'a> Response<'a> {
             Self::ReadFifoQueue { values } => check(values.len(), 0, usize::from(MAX_FIFO_COUNT))?,
             Self::WriteMultipleCoils { address, quantity } => {
                 check(usize::from(*quantity), 1, usize::from(MAX_WRITE_COILS))?;
-                check_range(function, *address, *quantity)?;
+                check_range(function, *address, usize::from(*quantity))?;
             }
             Self::WriteMultipleRegisters { address, quantity } => {
                 check(usize::from(*quantity), 1, usize::from(MAX_WRITE_REGISTERS))?;
-                check_range(function, *address, *quantity)?;
+                check_range(function, *address, usize::from(*quantity))?;
             }
             Self::GetCommEventLog { events, .. } => {
                 check(events.len(), 0, MAX_EVENT_LOG_LEN)?;
@@ -873,18 +873,6 @@ fn counted_header(
     let payload = rest.get_mut(..byte_len).ok_or(too_small)?;
     *header = [function.value(), byte_count(function, byte_len)?];
     Ok((payload, required))
-}
-
-fn check_range(function: FunctionCode, address: u16, quantity: u16) -> Result<(), DecodeError> {
-    // Two `u16`s cannot overflow a `u32`, and a saturated sum would fail the check anyway.
-    if u32::from(address).saturating_add(u32::from(quantity)) > 0x1_0000 {
-        return Err(DecodeError::AddressOverflow {
-            function,
-            address,
-            quantity: usize::from(quantity),
-        });
-    }
-    Ok(())
 }
 
 /// The payload of a well-formed `[function, byte count, payload]` response whose byte count

@@ -211,31 +211,77 @@ pub fn encode(
     pdu: &[u8],
     out: &mut [u8],
 ) -> Result<usize, EncodeError> {
-    if pdu.is_empty() {
+    // The PDU's own faults come before the buffer's, as in `encode_header`.
+    length_field(pdu.len())?;
+    let required = encoded_len(pdu.len());
+    let available = out.len();
+    let body = out
+        .get_mut(HEADER_LEN..required)
+        .ok_or(EncodeError::BufferTooSmall {
+            required,
+            available,
+        })?;
+    body.copy_from_slice(pdu);
+    encode_header(transaction_id, unit_id, pdu.len(), out)
+}
+
+/// Writes the MBAP header in front of a PDU of `pdu_len` bytes that is already in place at
+/// `frame[HEADER_LEN..]`, returning the ADU length. A server builds its response straight into
+/// the ADU buffer this way, without copying the PDU.
+///
+/// ```
+/// use modbus_stack::frame::tcp;
+/// let mut frame = [0u8; tcp::MAX_ADU_LEN];
+/// frame[tcp::HEADER_LEN] = 0x07;
+/// let len = tcp::encode_header(4, 0xFF, 1, &mut frame).unwrap();
+/// assert_eq!(&frame[..len], &[0x00, 0x04, 0x00, 0x00, 0x00, 0x02, 0xFF, 0x07]);
+/// ```
+///
+/// # Errors
+///
+/// [`EncodeError::Invalid`] for an empty PDU or one over 253 bytes;
+/// [`EncodeError::BufferTooSmall`] when `frame` cannot hold the ADU.
+pub fn encode_header(
+    transaction_id: u16,
+    unit_id: u8,
+    pdu_len: usize,
+    frame: &mut [u8],
+) -> Result<usize, EncodeError> {
+    if pdu_len == 0 {
         return Err(DecodeError::Empty.into());
     }
-    let Ok(length) = u16::try_from(pdu.len().saturating_add(1)) else {
-        return Err(DecodeError::PduTooLong { len: pdu.len() }.into());
+    let (Ok(length), true) = (
+        u16::try_from(pdu_len.saturating_add(1)),
+        pdu_len <= MAX_PDU_LEN,
+    ) else {
+        return Err(DecodeError::PduTooLong { len: pdu_len }.into());
     };
-    if pdu.len() > MAX_PDU_LEN {
-        return Err(DecodeError::PduTooLong { len: pdu.len() }.into());
-    }
-    let len = encoded_len(pdu.len());
-    let available = out.len();
-    let Some(frame) = out.get_mut(..len) else {
-        return Err(EncodeError::BufferTooSmall {
+    let len = encoded_len(pdu_len);
+    let available = frame.len();
+    let header = frame
+        .get_mut(..HEADER_LEN)
+        .filter(|_| available >= len)
+        .ok_or(EncodeError::BufferTooSmall {
             required: len,
             available,
-        });
-    };
-    let (header, body) = frame.split_at_mut(HEADER_LEN.min(len));
-    body.copy_from_slice(pdu);
+        })?;
     let mut view = MbapHeader::new_unchecked(header);
     view.set_transaction_id(transaction_id);
     view.set_protocol_id(MODBUS_PROTOCOL_ID);
     view.set_length(length);
     view.set_unit_id(unit_id);
     Ok(len)
+}
+
+/// The MBAP length field for a PDU of `pdu_len` bytes (unit id + PDU), if such a PDU is valid.
+fn length_field(pdu_len: usize) -> Result<u16, EncodeError> {
+    if pdu_len == 0 {
+        return Err(DecodeError::Empty.into());
+    }
+    match u16::try_from(pdu_len.saturating_add(1)) {
+        Ok(length) if pdu_len <= MAX_PDU_LEN => Ok(length),
+        _ => Err(DecodeError::PduTooLong { len: pdu_len }.into()),
+    }
 }
 
 /// Decodes the Modbus TCP ADU at the front of `buf`.

@@ -598,7 +598,7 @@ impl ConnectionWorker {
         service: &S,
         mut bytes: &[u8],
     ) -> Next {
-        let mut pdu_out = [0u8; MAX_PDU_LEN];
+        // The response PDU is built in place behind the MBAP header: no copy per response.
         let mut adu_out = [0u8; tcp::MAX_ADU_LEN];
         // Each round takes at least one byte or delivers at least one frame; a stuck decoder
         // (neither) ends the loop rather than spinning.
@@ -613,11 +613,11 @@ impl ConnectionWorker {
                     // length-field error marks the decoder broken, handled below.
                     continue;
                 };
-                let reply = service.respond(server, adu.unit_id(), adu.pdu(), &mut pdu_out);
+                let pdu_out = adu_out.get_mut(tcp::HEADER_LEN..).unwrap_or_default();
+                let reply = service.respond(server, adu.unit_id(), adu.pdu(), pdu_out);
                 if let Reply::Send(len) = reply {
-                    let pdu = pdu_out.get(..len).unwrap_or_default();
                     let Ok(len) =
-                        tcp::encode(adu.transaction_id(), adu.unit_id(), pdu, &mut adu_out)
+                        tcp::encode_header(adu.transaction_id(), adu.unit_id(), len, &mut adu_out)
                     else {
                         continue;
                     };

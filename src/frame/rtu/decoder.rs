@@ -319,8 +319,7 @@ impl Decoder {
                 status => status,
             };
             match status {
-                Status::Complete { frame, consumed } => {
-                    let _ = frame;
+                Status::Complete { consumed, .. } => {
                     let role = self.role_of(consumed);
                     self.deliver(consumed, role);
                     self.resyncing = false;

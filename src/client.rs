@@ -394,8 +394,9 @@ impl<T: Transport> Client<T> {
         let mut next = 0;
         loop {
             // Fill the session.
+            let started = Instant::now();
             while let Some(request) = requests.get(next) {
-                match self.session.start(Instant::now(), unit_id, request) {
+                match self.session.start(started, unit_id, request) {
                     Ok(id) => in_flight.push((id, next)),
                     Err(ClientError::Busy { .. }) if !in_flight.is_empty() => break,
                     Err(error) => {
@@ -425,7 +426,7 @@ impl<T: Transport> Client<T> {
             if in_flight.is_empty() && next >= requests.len() {
                 break;
             }
-            if let Err(error) = self.step() {
+            if let Err(error) = self.step(started) {
                 for (id, _) in in_flight {
                     self.session.cancel(id);
                 }
@@ -446,7 +447,8 @@ impl<T: Transport> Client<T> {
         f: impl FnOnce(&Response<'_>) -> Result<R>,
     ) -> Result<Option<R>> {
         self.prepare();
-        let id = self.session.start(Instant::now(), unit_id, request)?;
+        let started = Instant::now();
+        let id = self.session.start(started, unit_id, request)?;
         let mut f = Some(f);
         loop {
             while let Some(event) = self.session.poll_event() {
@@ -464,7 +466,7 @@ impl<T: Transport> Client<T> {
                     None => Ok(None),
                 };
             }
-            if let Err(error) = self.step() {
+            if let Err(error) = self.step(started) {
                 self.session.cancel(id);
                 return Err(error);
             }
@@ -480,7 +482,10 @@ impl<T: Transport> Client<T> {
     }
 
     /// Sends what the session has queued, then waits for input or the next deadline once.
-    fn step(&mut self) -> Result<()> {
+    /// `started` is when the latest request was started: the arrival time of TCP input, which
+    /// the session does not use ([`Session::handle_input`]), so the clock is read once per
+    /// request instead of once more per response.
+    fn step(&mut self, started: Instant) -> Result<()> {
         if self.transport.coalesce_requests() {
             if let Err(error) = self.send_coalesced() {
                 return self.recover(error);
@@ -501,7 +506,12 @@ impl<T: Transport> Client<T> {
             Ok(0) => self.session.handle_timeout(Instant::now()),
             Ok(n) => {
                 let bytes = self.receive.get(..n).unwrap_or_default();
-                self.session.handle_input(Instant::now(), bytes);
+                let arrived = if self.session.config().framing.is_serial() {
+                    Instant::now()
+                } else {
+                    started
+                };
+                self.session.handle_input(arrived, bytes);
                 if self.session.needs_reconnect() {
                     self.transport.reconnect()?;
                     self.session.handle_disconnect(Instant::now());

@@ -404,10 +404,10 @@ impl TcpServer {
         // instead (`close_idle`), and shutdown closes every socket, which wakes its reader.
         stream.set_write_timeout(Some(self.config.idle_timeout))?;
         let control = stream.try_clone()?;
-        let last_activity = Arc::new(AtomicU64::new(Instant::now().as_micros()));
+        let reads = Arc::new(AtomicU64::new(0));
         let worker = ConnectionWorker {
             stream,
-            last_activity: Arc::clone(&last_activity),
+            reads: Arc::clone(&reads),
             config: self.config,
             shutdown: self.shutdown.clone(),
             pending: if self.config.coalesce_responses {
@@ -423,7 +423,9 @@ impl TcpServer {
         Ok(Connection {
             stream: control,
             thread,
-            last_activity,
+            reads,
+            reads_seen: 0,
+            quiet_since: Instant::now(),
         })
     }
 }
@@ -483,18 +485,27 @@ struct Connection {
     /// A second handle on the socket, to close it at shutdown or when idle.
     stream: TcpStream,
     thread: JoinHandle<()>,
-    /// When the connection last received bytes, in [`Instant`] microseconds.
-    last_activity: Arc<AtomicU64>,
+    /// How many reads returned bytes, counted by the connection's thread. A counter rather
+    /// than a timestamp, so the thread reads no clock per request: the accept loop notices
+    /// when it stops moving.
+    reads: Arc<AtomicU64>,
+    /// `reads` when the accept loop last looked.
+    reads_seen: u64,
+    /// Since when `reads` has not moved.
+    quiet_since: Instant,
 }
 
 /// Closes the connections that received nothing for `idle_timeout` (a client that sent half a
-/// frame and went quiet included); their threads see the closed socket and end.
-fn close_idle(connections: &[Connection], idle_timeout: Duration) {
-    let now = Instant::now().as_micros();
-    let limit = u64::try_from(idle_timeout.as_micros()).unwrap_or(u64::MAX);
+/// frame and went quiet included); their threads see the closed socket and end. Called every
+/// [`POLL_INTERVAL`] or so, which is how late a close may come.
+fn close_idle(connections: &mut [Connection], idle_timeout: Duration) {
+    let now = Instant::now();
     for connection in connections {
-        let last = connection.last_activity.load(Ordering::Relaxed);
-        if now.saturating_sub(last) >= limit {
+        let reads = connection.reads.load(Ordering::Relaxed);
+        if reads != connection.reads_seen {
+            connection.reads_seen = reads;
+            connection.quiet_since = now;
+        } else if Duration::from(now - connection.quiet_since) >= idle_timeout {
             let _ = connection.stream.shutdown(Shutdown::Both);
         }
     }
@@ -503,8 +514,9 @@ fn close_idle(connections: &[Connection], idle_timeout: Duration) {
 /// The state a connection thread owns.
 struct ConnectionWorker {
     stream: TcpStream,
-    /// Shared with the accept loop, which closes the connection once it has been idle too long.
-    last_activity: Arc<AtomicU64>,
+    /// Reads that returned bytes; shared with the accept loop, which closes the connection
+    /// once it stops moving for the idle timeout.
+    reads: Arc<AtomicU64>,
     config: Config,
     shutdown: ShutdownHandle,
     /// Responses gathered for one write (coalesced responses only; at most [`COALESCE_LEN`]).
@@ -543,8 +555,9 @@ impl ConnectionWorker {
             match self.stream.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => {
-                    self.last_activity
-                        .store(Instant::now().as_micros(), Ordering::Relaxed);
+                    // Only this thread writes the counter: a plain store, no atomic increment.
+                    let reads = self.reads.load(Ordering::Relaxed).wrapping_add(1);
+                    self.reads.store(reads, Ordering::Relaxed);
                     let bytes = buf.get(..n).unwrap_or_default();
                     let next = match &mut decoder {
                         StreamDecoder::Tcp(decoder) => {

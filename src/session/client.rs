@@ -305,14 +305,15 @@ enum Outcome {
     Response {
         unit_id: u8,
     },
-    Invalid(DecodeError),
     Timeout,
     BroadcastDone,
     Sent,
     Aborted(AbortCause),
 }
 
-/// One outstanding request.
+/// One outstanding request's bookkeeping. Its request and response PDUs live apart from it, in
+/// [`Table`]'s buffers: every call scans the slots for a state, and with the PDUs inline each
+/// slot would span half a kilobyte, so a scan of 16 slots would touch 16 cold cache lines.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
     state: State,
@@ -324,9 +325,7 @@ struct Slot {
     retryable: bool,
     broadcast: bool,
     expects_response: bool,
-    request: [u8; MAX_PDU_LEN],
     request_len: u8,
-    response: [u8; MAX_PDU_LEN],
     response_len: u8,
 }
 
@@ -340,22 +339,210 @@ impl Slot {
         retryable: false,
         broadcast: false,
         expects_response: true,
-        request: [0; MAX_PDU_LEN],
         request_len: 0,
-        response: [0; MAX_PDU_LEN],
         response_len: 0,
     };
+}
 
-    fn request_pdu(&self) -> &[u8] {
-        self.request
-            .get(..usize::from(self.request_len))
+/// The request slots: bookkeeping, the encoded request PDUs and room for the responses, all
+/// indexed alike.
+///
+/// Requests take the lowest free slot, and every slot from `span` on is free, so scans stop at
+/// `span`: one slot for a client that waits for each answer, however large `N` is.
+#[derive(Debug, Clone)]
+struct Table<const N: usize> {
+    slots: [Slot; N],
+    span: usize,
+    requests: [[u8; MAX_PDU_LEN]; N],
+    responses: [[u8; MAX_PDU_LEN]; N],
+    next_sequence: u32,
+}
+
+impl<const N: usize> Table<N> {
+    const fn new() -> Self {
+        Self {
+            slots: [Slot::EMPTY; N],
+            span: 0,
+            requests: [[0; MAX_PDU_LEN]; N],
+            responses: [[0; MAX_PDU_LEN]; N],
+            next_sequence: 0,
+        }
+    }
+
+    /// The slots that may be taken (every slot beyond is free).
+    fn active(&self) -> &[Slot] {
+        self.slots.get(..self.span).unwrap_or(&self.slots)
+    }
+
+    /// The lowest free slot.
+    fn free_slot(&self) -> Option<usize> {
+        match self
+            .active()
+            .iter()
+            .position(|slot| slot.state == State::Free)
+        {
+            Some(index) => Some(index),
+            None => (self.span < N).then_some(self.span),
+        }
+    }
+
+    /// Puts `slot` at `index`.
+    fn occupy(&mut self, index: usize, slot: Slot) {
+        if let Some(entry) = self.slots.get_mut(index) {
+            *entry = slot;
+            self.span = self.span.max(index.saturating_add(1));
+        }
+    }
+
+    /// Frees the slot at `index` (its PDUs stay readable until the slot is taken again).
+    fn release(&mut self, index: usize) {
+        if let Some(slot) = self.slots.get_mut(index) {
+            slot.state = State::Free;
+        }
+        while let Some(last) = self.span.checked_sub(1) {
+            match self.slots.get(last) {
+                Some(slot) if slot.state == State::Free => self.span = last,
+                _ => break,
+            }
+        }
+    }
+
+    fn request_pdu(&self, index: usize) -> &[u8] {
+        let len = self.slots.get(index).map_or(0, |slot| slot.request_len);
+        self.requests
+            .get(index)
+            .and_then(|pdu| pdu.get(..usize::from(len)))
             .unwrap_or_default()
     }
 
-    fn response_pdu(&self) -> &[u8] {
-        self.response
-            .get(..usize::from(self.response_len))
+    fn response_pdu(&self, index: usize) -> &[u8] {
+        let len = self.slots.get(index).map_or(0, |slot| slot.response_len);
+        self.responses
+            .get(index)
+            .and_then(|pdu| pdu.get(..usize::from(len)))
             .unwrap_or_default()
+    }
+
+    /// The slot in a state `wanted` accepts with the lowest sequence number.
+    fn oldest(&self, wanted: impl Fn(&State) -> bool) -> Option<usize> {
+        self.active()
+            .iter()
+            .enumerate()
+            .filter(|(_, slot)| wanted(&slot.state))
+            .min_by_key(|(_, slot)| slot.sequence)
+            .map(|(index, _)| index)
+    }
+
+    fn bump_sequence(&mut self) -> u32 {
+        let sequence = self.next_sequence;
+        self.next_sequence = self.next_sequence.wrapping_add(1);
+        sequence
+    }
+
+    /// Matches one received frame to the request it answers (§3.4) and copies its PDU into
+    /// that slot; frames that answer nothing become discard reports.
+    fn handle_frame(
+        &mut self,
+        discards: &mut Discards,
+        pipelined: bool,
+        transaction_id: Option<u16>,
+        unit_id: u8,
+        pdu: &[u8],
+    ) {
+        let waiting = |slot: &Slot| matches!(slot.state, State::AwaitingResponse { .. });
+        let found = match transaction_id {
+            Some(transaction_id) => self
+                .active()
+                .iter()
+                .position(|slot| waiting(slot) && slot.id.0 == transaction_id),
+            None => self.active().iter().position(waiting),
+        };
+        let Some((index, slot)) = found.and_then(|index| Some((index, self.slots.get(index)?)))
+        else {
+            discards.push(match transaction_id {
+                Some(transaction_id) => DiscardReason::UnknownTransaction { transaction_id },
+                None => DiscardReason::Unsolicited { unit_id },
+            });
+            return;
+        };
+        if slot.unit_id != unit_id {
+            discards.push(DiscardReason::ForeignUnit {
+                expected: slot.unit_id,
+                actual: unit_id,
+            });
+            return;
+        }
+        // With a transaction id the frame is this request's answer whatever it holds: it is
+        // decoded once, by `poll_event`, which reports one that does not fit as the server's
+        // protocol error (§3.4). Without one, a frame that does not fit is most likely a late
+        // answer to an earlier request: drop it and keep waiting for the right one (§8.8).
+        if !pipelined {
+            let decoded = sent_request(self.request_pdu(index))
+                .and_then(|request| Response::decode(pdu, &request).map(|_| ()));
+            if let Err(error) = decoded {
+                discards.push(DiscardReason::Mismatch(error));
+                return;
+            }
+        }
+        let sequence = self.bump_sequence();
+        // A decoded PDU is at most MAX_PDU_LEN (253) bytes: it fits the buffer and a `u8`.
+        let len = pdu.len().min(MAX_PDU_LEN);
+        if let Some(dst) = self
+            .responses
+            .get_mut(index)
+            .and_then(|buffer| buffer.get_mut(..len))
+        {
+            dst.copy_from_slice(pdu.get(..len).unwrap_or_default());
+        }
+        if let Some(slot) = self.slots.get_mut(index) {
+            slot.response_len = u8::try_from(len).unwrap_or(u8::MAX);
+            slot.sequence = sequence;
+            slot.state = State::Done(Outcome::Response { unit_id });
+        }
+    }
+}
+
+/// Discard reports waiting for [`Session::poll_event`], oldest first; when the queue is full
+/// the oldest is dropped and counted.
+#[derive(Debug, Clone)]
+struct Discards {
+    queue: [Option<DiscardReason>; DISCARD_QUEUE_LEN],
+    len: usize,
+    dropped: u32,
+}
+
+impl Discards {
+    const fn new() -> Self {
+        Self {
+            queue: [None; DISCARD_QUEUE_LEN],
+            len: 0,
+            dropped: 0,
+        }
+    }
+
+    fn push(&mut self, reason: DiscardReason) {
+        if self.len >= DISCARD_QUEUE_LEN {
+            self.queue.rotate_left(1);
+            self.len = DISCARD_QUEUE_LEN - 1;
+            self.dropped = self.dropped.saturating_add(1);
+        }
+        if let Some(entry) = self.queue.get_mut(self.len) {
+            *entry = Some(reason);
+            self.len += 1;
+        }
+    }
+
+    fn pop(&mut self) -> Option<DiscardReason> {
+        if self.len == 0 {
+            return None;
+        }
+        let reason = self.queue.first().copied().flatten();
+        self.queue.rotate_left(1);
+        if let Some(last) = self.queue.last_mut() {
+            *last = None;
+        }
+        self.len = self.len.saturating_sub(1);
+        reason
     }
 }
 
@@ -389,35 +576,6 @@ fn reset_decoder(decoder: &mut Decoder, config: &Config) {
         Decoder::Tcp(decoder) => decoder.reset(),
         Decoder::Rtu(decoder) => decoder.reset(),
         Decoder::Ascii(_) => *decoder = Decoder::new(config),
-    }
-}
-
-/// A received frame, copied out of the decoder so the slots can be updated.
-struct Frame {
-    transaction_id: Option<u16>,
-    unit_id: u8,
-    pdu: [u8; MAX_PDU_LEN],
-    pdu_len: usize,
-}
-
-impl Frame {
-    fn new(transaction_id: Option<u16>, unit_id: u8, pdu: &[u8]) -> Self {
-        let mut frame = Self {
-            transaction_id,
-            unit_id,
-            pdu: [0; MAX_PDU_LEN],
-            pdu_len: pdu.len().min(MAX_PDU_LEN),
-        };
-        if let (Some(dst), Some(src)) =
-            (frame.pdu.get_mut(..frame.pdu_len), pdu.get(..frame.pdu_len))
-        {
-            dst.copy_from_slice(src);
-        }
-        frame
-    }
-
-    fn pdu(&self) -> &[u8] {
-        self.pdu.get(..self.pdu_len).unwrap_or_default()
     }
 }
 
@@ -462,13 +620,10 @@ impl Frame {
 #[derive(Debug, Clone)]
 pub struct Session<const N: usize> {
     config: Config,
-    slots: [Slot; N],
+    table: Table<N>,
     decoder: Decoder,
     next_id: u16,
-    next_sequence: u32,
-    discards: [Option<DiscardReason>; DISCARD_QUEUE_LEN],
-    discards_len: usize,
-    discards_dropped: u32,
+    discards: Discards,
     broken: bool,
 }
 
@@ -479,12 +634,9 @@ impl<const N: usize> Session<N> {
         Self {
             decoder: Decoder::new(&config),
             config,
-            slots: [Slot::EMPTY; N],
+            table: Table::new(),
             next_id: 0,
-            next_sequence: 0,
-            discards: [None; DISCARD_QUEUE_LEN],
-            discards_len: 0,
-            discards_dropped: 0,
+            discards: Discards::new(),
             broken: false,
         }
     }
@@ -505,7 +657,8 @@ impl<const N: usize> Session<N> {
     /// Requests in the table: queued, in flight, backing off or with an event not yet polled.
     #[must_use]
     pub fn outstanding(&self) -> usize {
-        self.slots
+        self.table
+            .active()
             .iter()
             .filter(|slot| slot.state != State::Free)
             .count()
@@ -514,7 +667,7 @@ impl<const N: usize> Session<N> {
     /// Discard reports dropped because nobody polled them in time.
     #[must_use]
     pub const fn discards_dropped(&self) -> u32 {
-        self.discards_dropped
+        self.discards.dropped
     }
 
     /// `true` once the TCP stream lost its framing: close the connection, open a new one, then
@@ -550,16 +703,17 @@ impl<const N: usize> Session<N> {
                 function: request.function(),
             });
         }
-        let id = self.free_id();
-        let sequence = self.bump_sequence();
-        let retryable = self.config.retry.may_retry(request);
-        let slot = self
-            .slots
-            .iter_mut()
-            .find(|slot| slot.state == State::Free)
+        let index = self
+            .table
+            .free_slot()
+            .ok_or(ClientError::Busy { outstanding })?;
+        let buffer = self
+            .table
+            .requests
+            .get_mut(index)
             .ok_or(ClientError::Busy { outstanding })?;
         let len = request
-            .encode(&mut slot.request)
+            .encode(buffer)
             .map_err(ClientError::InvalidRequest)?;
         // `encode` never writes more than MAX_PDU_LEN (253) bytes into the 253-byte buffer.
         let request_len = u8::try_from(len).map_err(|_| {
@@ -568,20 +722,21 @@ impl<const N: usize> Session<N> {
                 available: MAX_PDU_LEN,
             })
         })?;
-        *slot = Slot {
+        let id = self.free_id();
+        let sequence = self.table.bump_sequence();
+        let slot = Slot {
             state: State::Queued { ready_at: now },
             id,
             unit_id,
             sequence,
             attempts: 0,
-            retryable,
+            retryable: self.config.retry.may_retry(request),
             broadcast,
             expects_response: request.expects_response(),
-            request: slot.request,
             request_len,
-            response: slot.response,
             response_len: 0,
         };
+        self.table.occupy(index, slot);
         Ok(id)
     }
 
@@ -593,20 +748,14 @@ impl<const N: usize> Session<N> {
     /// buffer.
     pub fn poll_transmit(&mut self, out: &mut [u8]) -> Option<usize> {
         let framing = self.config.framing;
-        let timeout = self.config.response_timeout;
-        let turnaround = self.config.turnaround_delay;
-        let slot = self
-            .slots
-            .iter_mut()
-            .filter(|slot| matches!(slot.state, State::Queued { .. }))
-            .min_by_key(|slot| slot.sequence)?;
+        let index = self
+            .table
+            .oldest(|state| matches!(state, State::Queued { .. }))?;
+        let slot = *self.table.slots.get(index)?;
         let State::Queued { ready_at } = slot.state else {
             return None;
         };
-        let pdu = slot
-            .request
-            .get(..usize::from(slot.request_len))
-            .unwrap_or_default();
+        let pdu = self.table.request_pdu(index);
         let len = match framing {
             Framing::Tcp => tcp::encode(slot.id.0, slot.unit_id, pdu, out),
             Framing::RtuOverTcp | Framing::Rtu => rtu::encode(slot.unit_id, pdu, out),
@@ -618,27 +767,36 @@ impl<const N: usize> Session<N> {
             // and cannot answer it, and leftover garbage must not swallow the real answer.
             reset_decoder(&mut self.decoder, &self.config);
         }
-        slot.attempts = slot.attempts.saturating_add(1);
-        slot.state = if slot.broadcast {
+        let state = if slot.broadcast {
             State::Turnaround {
-                until: ready_at + turnaround,
+                until: ready_at + self.config.turnaround_delay,
             }
         } else if !slot.expects_response {
             State::Done(Outcome::Sent)
         } else {
             State::AwaitingResponse {
-                deadline: ready_at + timeout,
+                deadline: ready_at + self.config.response_timeout,
             }
         };
-        if matches!(slot.state, State::Done(_)) {
-            slot.sequence = self.next_sequence;
-            self.next_sequence = self.next_sequence.wrapping_add(1);
+        let sequence = if matches!(state, State::Done(_)) {
+            self.table.bump_sequence()
+        } else {
+            slot.sequence
+        };
+        if let Some(slot) = self.table.slots.get_mut(index) {
+            slot.attempts = slot.attempts.saturating_add(1);
+            slot.state = state;
+            slot.sequence = sequence;
         }
         Some(len)
     }
 
     /// Takes bytes received at `now`. Complete frames are matched to their requests at once;
     /// the results wait for [`poll_event`](Self::poll_event).
+    ///
+    /// Only the serial framings ([`Framing::is_serial`]) look at `now`: their decoders time the
+    /// silences between characters (t1.5/t3.5 on RTU, the inter-character limit on ASCII). On
+    /// TCP framings any instant will do, and a driver may spare itself a clock read.
     pub fn handle_input(&mut self, now: Instant, mut bytes: &[u8]) {
         loop {
             let accepted = match &mut self.decoder {
@@ -648,20 +806,20 @@ impl<const N: usize> Session<N> {
             };
             bytes = bytes.get(accepted..).unwrap_or_default();
             let mut progressed = accepted > 0;
-            while let Some(frame) = self.next_frame() {
+            while let Some(result) = self.take_frame() {
                 progressed = true;
-                match frame {
-                    Ok(frame) => self.handle_frame(&frame),
+                match result {
+                    Ok(()) => {}
                     Err(FrameError::LengthField { length }) => {
                         // The stream cannot be framed any more (§10.4): everything in flight
                         // is lost with it.
                         let error = FrameError::LengthField { length };
-                        self.push_discard(DiscardReason::Frame(error));
+                        self.discards.push(DiscardReason::Frame(error));
                         self.broken = true;
                         self.abort_in_flight(now, AbortCause::Frame(error));
                         return;
                     }
-                    Err(error) => self.push_discard(DiscardReason::Frame(error)),
+                    Err(error) => self.discards.push(DiscardReason::Frame(error)),
                 }
             }
             if bytes.is_empty() || !progressed {
@@ -670,78 +828,34 @@ impl<const N: usize> Session<N> {
         }
     }
 
-    /// The next frame from the decoder, copied out.
-    fn next_frame(&mut self) -> Option<Result<Frame, FrameError>> {
-        Some(match &mut self.decoder {
-            Decoder::Tcp(decoder) => decoder
-                .poll_frame()?
-                .map(|adu| Frame::new(Some(adu.transaction_id()), adu.unit_id(), adu.pdu())),
-            Decoder::Rtu(decoder) => decoder
-                .poll_frame()?
-                .map(|adu| Frame::new(None, adu.unit_id(), adu.pdu())),
-            Decoder::Ascii(decoder) => decoder
-                .poll_frame()?
-                .map(|adu| Frame::new(None, adu.unit_id(), adu.pdu())),
-        })
-    }
-
-    /// Matches one received frame to the request it answers (§3.4).
-    fn handle_frame(&mut self, frame: &Frame) {
+    /// Takes the next complete frame out of the decoder and matches it to its request, reading
+    /// the PDU where the decoder holds it. `None` when no frame is complete.
+    fn take_frame(&mut self) -> Option<Result<(), FrameError>> {
         let pipelined = self.config.framing.can_pipeline();
-        let waiting = |slot: &Slot| matches!(slot.state, State::AwaitingResponse { .. });
-        let index = match frame.transaction_id {
-            Some(transaction_id) => self
-                .slots
-                .iter()
-                .position(|slot| waiting(slot) && slot.id.0 == transaction_id),
-            None => self.slots.iter().position(waiting),
-        };
-        let Some(slot) = index.and_then(|index| self.slots.get(index)) else {
-            let reason = match frame.transaction_id {
-                Some(transaction_id) => DiscardReason::UnknownTransaction { transaction_id },
-                None => DiscardReason::Unsolicited {
-                    unit_id: frame.unit_id,
-                },
-            };
-            self.push_discard(reason);
-            return;
-        };
-        if slot.unit_id != frame.unit_id {
-            let reason = DiscardReason::ForeignUnit {
-                expected: slot.unit_id,
-                actual: frame.unit_id,
-            };
-            self.push_discard(reason);
-            return;
-        }
-        let decoded = sent_request(slot.request_pdu())
-            .and_then(|request| Response::decode(frame.pdu(), &request).map(|_| ()));
-        let outcome = match decoded {
-            Ok(()) => Outcome::Response {
-                unit_id: frame.unit_id,
-            },
-            // The transaction id says this is the answer, and it is wrong.
-            Err(error) if pipelined => Outcome::Invalid(error),
-            // Without a transaction id a mismatch is most likely a late answer to an earlier
-            // request; keep waiting for the right one (§8.8).
-            Err(error) => {
-                self.push_discard(DiscardReason::Mismatch(error));
-                return;
-            }
-        };
-        let sequence = self.bump_sequence();
-        if let Some(slot) = index.and_then(|index| self.slots.get_mut(index)) {
-            if let (Some(dst), Some(src)) = (
-                slot.response.get_mut(..frame.pdu_len),
-                frame.pdu.get(..frame.pdu_len),
-            ) {
-                dst.copy_from_slice(src);
-            }
-            // `pdu_len` ≤ MAX_PDU_LEN (253) by construction of `Frame`.
-            slot.response_len = u8::try_from(frame.pdu_len).unwrap_or(u8::MAX);
-            slot.sequence = sequence;
-            slot.state = State::Done(outcome);
-        }
+        let Self {
+            decoder,
+            table,
+            discards,
+            ..
+        } = self;
+        Some(match decoder {
+            Decoder::Tcp(decoder) => decoder.poll_frame()?.map(|adu| {
+                let transaction_id = Some(adu.transaction_id());
+                table.handle_frame(
+                    discards,
+                    pipelined,
+                    transaction_id,
+                    adu.unit_id(),
+                    adu.pdu(),
+                );
+            }),
+            Decoder::Rtu(decoder) => decoder.poll_frame()?.map(|adu| {
+                table.handle_frame(discards, pipelined, None, adu.unit_id(), adu.pdu());
+            }),
+            Decoder::Ascii(decoder) => decoder.poll_frame()?.map(|adu| {
+                table.handle_frame(discards, pipelined, None, adu.unit_id(), adu.pdu());
+            }),
+        })
     }
 
     /// The earliest time [`handle_timeout`](Self::handle_timeout) has something to do: a
@@ -749,12 +863,16 @@ impl<const N: usize> Session<N> {
     /// framing's own silence timer.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let slots = self.slots.iter().filter_map(|slot| match slot.state {
-            State::AwaitingResponse { deadline } => Some(deadline),
-            State::Turnaround { until } => Some(until),
-            State::Backoff { at } => Some(at),
-            State::Free | State::Queued { .. } | State::Done(_) => None,
-        });
+        let slots = self
+            .table
+            .active()
+            .iter()
+            .filter_map(|slot| match slot.state {
+                State::AwaitingResponse { deadline } => Some(deadline),
+                State::Turnaround { until } => Some(until),
+                State::Backoff { at } => Some(at),
+                State::Free | State::Queued { .. } | State::Done(_) => None,
+            });
         let decoder = match &self.decoder {
             Decoder::Tcp(_) => None,
             Decoder::Rtu(decoder) => decoder.poll_timeout(),
@@ -775,8 +893,8 @@ impl<const N: usize> Session<N> {
         // A frame the silence completed may answer a request whose deadline is also due.
         self.handle_input(now, &[]);
         let policy = self.config.retry;
-        for index in 0..N {
-            let Some(slot) = self.slots.get(index) else {
+        for index in 0..self.table.span {
+            let Some(slot) = self.table.slots.get(index) else {
                 break;
             };
             let next = match slot.state {
@@ -796,8 +914,8 @@ impl<const N: usize> Session<N> {
                 _ => None,
             };
             if let Some(next) = next {
-                let sequence = self.bump_sequence();
-                if let Some(slot) = self.slots.get_mut(index) {
+                let sequence = self.table.bump_sequence();
+                if let Some(slot) = self.table.slots.get_mut(index) {
                     if matches!(next, State::Done(_)) {
                         slot.sequence = sequence;
                     }
@@ -820,9 +938,9 @@ impl<const N: usize> Session<N> {
     /// Retries or aborts every request that was sent and waits for an answer.
     fn abort_in_flight(&mut self, now: Instant, cause: AbortCause) {
         let policy = self.config.retry;
-        for index in 0..N {
-            let sequence = self.next_sequence;
-            let Some(slot) = self.slots.get_mut(index) else {
+        for index in 0..self.table.span {
+            let sequence = self.table.next_sequence;
+            let Some(slot) = self.table.slots.get_mut(index) else {
                 break;
             };
             if !matches!(slot.state, State::AwaitingResponse { .. }) {
@@ -837,7 +955,7 @@ impl<const N: usize> Session<N> {
                 }
             } else {
                 slot.sequence = sequence;
-                self.next_sequence = self.next_sequence.wrapping_add(1);
+                self.table.next_sequence = self.table.next_sequence.wrapping_add(1);
                 State::Done(Outcome::Aborted(cause))
             };
         }
@@ -847,47 +965,33 @@ impl<const N: usize> Session<N> {
     /// finished. A finished request's slot is free once its event is returned; the event
     /// borrows the session, so the response stays intact until the event is dropped.
     pub fn poll_event(&mut self) -> Option<Event<'_>> {
-        if self.discards_len > 0 {
-            let reason = self.discards.first().copied().flatten();
-            self.discards.rotate_left(1);
-            if let Some(last) = self.discards.last_mut() {
-                *last = None;
-            }
-            self.discards_len = self.discards_len.saturating_sub(1);
-            if let Some(reason) = reason {
-                return Some(Event::Discarded { reason });
-            }
+        if let Some(reason) = self.discards.pop() {
+            return Some(Event::Discarded { reason });
         }
-        let slot = self
-            .slots
-            .iter_mut()
-            .filter(|slot| matches!(slot.state, State::Done(_)))
-            .min_by_key(|slot| slot.sequence)?;
+        let index = self.table.oldest(|state| matches!(state, State::Done(_)))?;
+        let slot = self.table.slots.get(index)?;
         let State::Done(outcome) = slot.state else {
             return None;
         };
-        slot.state = State::Free;
-        let slot: &Slot = slot;
-        let id = slot.id;
+        let (id, attempts) = (slot.id, slot.attempts);
+        self.table.release(index);
+        let table = &self.table;
         Some(match outcome {
             Outcome::Response { unit_id } => {
-                match sent_request(slot.request_pdu())
-                    .and_then(|request| Response::decode(slot.response_pdu(), &request))
+                match sent_request(table.request_pdu(index))
+                    .and_then(|request| Response::decode(table.response_pdu(index), &request))
                 {
                     Ok(response) => Event::Response {
                         id,
                         unit_id,
                         response,
                     },
-                    // Checked when the frame arrived; kept for panic freedom.
+                    // A TCP answer (matched by transaction id) that does not fit its request;
+                    // serial answers were checked when they arrived.
                     Err(error) => Event::InvalidResponse { id, error },
                 }
             }
-            Outcome::Invalid(error) => Event::InvalidResponse { id, error },
-            Outcome::Timeout => Event::Timeout {
-                id,
-                attempts: slot.attempts,
-            },
+            Outcome::Timeout => Event::Timeout { id, attempts },
             Outcome::BroadcastDone => Event::BroadcastDone { id },
             Outcome::Sent => Event::Sent { id },
             Outcome::Aborted(cause) => Event::Aborted { id, cause },
@@ -898,35 +1002,17 @@ impl<const N: usize> Session<N> {
     /// event reports it. Returns `false` for an unknown id.
     pub fn cancel(&mut self, id: TransactionId) -> bool {
         match self
-            .slots
-            .iter_mut()
-            .find(|slot| slot.state != State::Free && slot.id == id)
+            .table
+            .active()
+            .iter()
+            .position(|slot| slot.state != State::Free && slot.id == id)
         {
-            Some(slot) => {
-                slot.state = State::Free;
+            Some(index) => {
+                self.table.release(index);
                 true
             }
             None => false,
         }
-    }
-
-    /// Queues a discard report, dropping the oldest when the ring is full.
-    fn push_discard(&mut self, reason: DiscardReason) {
-        if self.discards_len >= DISCARD_QUEUE_LEN {
-            self.discards.rotate_left(1);
-            self.discards_len = DISCARD_QUEUE_LEN - 1;
-            self.discards_dropped = self.discards_dropped.saturating_add(1);
-        }
-        if let Some(entry) = self.discards.get_mut(self.discards_len) {
-            *entry = Some(reason);
-            self.discards_len += 1;
-        }
-    }
-
-    fn bump_sequence(&mut self) -> u32 {
-        let sequence = self.next_sequence;
-        self.next_sequence = self.next_sequence.wrapping_add(1);
-        sequence
     }
 
     /// The next transaction id not used by an outstanding request (ids wrap at 0xFFFF, §10.3).
@@ -935,7 +1021,8 @@ impl<const N: usize> Session<N> {
             let id = TransactionId(self.next_id);
             self.next_id = self.next_id.wrapping_add(1);
             if !self
-                .slots
+                .table
+                .active()
                 .iter()
                 .any(|slot| slot.state != State::Free && slot.id == id)
             {
@@ -1142,6 +1229,58 @@ mod tests {
         assert_eq!(register(&mut session), (ids[0], 100));
         assert_eq!(register(&mut session), (ids[1], 101));
         assert_eq!(session.outstanding(), 0);
+    }
+
+    #[test]
+    fn slots_freed_out_of_order_are_reused_and_matching_still_holds() {
+        let mut session = Session::<3>::new(config(Framing::Tcp));
+        let read = |address| Request::ReadHoldingRegisters {
+            address,
+            quantity: 1,
+        };
+        let answer = |session: &mut Session<3>, id: TransactionId, value: u16| {
+            let [hi, lo] = value.to_be_bytes();
+            session.handle_input(ms(1), &tcp_response(id.0, 9, &[0x03, 0x02, hi, lo]));
+        };
+        let ids: Vec<_> = (0..3)
+            .map(|address| session.start(ms(0), 9, &read(address)).unwrap())
+            .collect();
+        for _ in &ids {
+            transmit(&mut session);
+        }
+        assert!(matches!(
+            session.start(ms(0), 9, &read(9)),
+            Err(ClientError::Busy { outstanding: 3 })
+        ));
+        // Free the last slot, then the first: the table is used from the front again.
+        assert!(session.cancel(ids[2]));
+        answer(&mut session, ids[0], 10);
+        assert_eq!(register(&mut session), (ids[0], 10));
+        assert_eq!(session.outstanding(), 1);
+        let late = session.start(ms(2), 9, &read(3)).unwrap();
+        let last = session.start(ms(2), 9, &read(4)).unwrap();
+        assert!(session.start(ms(2), 9, &read(5)).is_err());
+        transmit(&mut session);
+        transmit(&mut session);
+        // The cancelled request's answer is a stray; the others match whatever slot they hold.
+        answer(&mut session, ids[2], 12);
+        answer(&mut session, last, 14);
+        answer(&mut session, ids[1], 11);
+        answer(&mut session, late, 13);
+        assert_eq!(
+            session.poll_event(),
+            Some(Event::Discarded {
+                reason: DiscardReason::UnknownTransaction {
+                    transaction_id: ids[2].0
+                }
+            })
+        );
+        assert_eq!(register(&mut session), (last, 14));
+        assert_eq!(register(&mut session), (ids[1], 11));
+        assert_eq!(register(&mut session), (late, 13));
+        assert_eq!(session.poll_event(), None);
+        assert_eq!(session.outstanding(), 0);
+        assert_eq!(session.poll_timeout(), None);
     }
 
     #[test]

@@ -40,8 +40,14 @@ impl Instant {
     pub fn now() -> Self {
         static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
         let origin = *ORIGIN.get_or_init(std::time::Instant::now);
+        let elapsed = std::time::Instant::now().saturating_duration_since(origin);
+        // 64-bit arithmetic: `Duration::as_micros` goes through `u128`, and this runs for every
+        // request a client sends.
         Self {
-            micros: u64::try_from(origin.elapsed().as_micros()).unwrap_or(u64::MAX),
+            micros: elapsed
+                .as_secs()
+                .saturating_mul(1_000_000)
+                .saturating_add(u64::from(elapsed.subsec_micros())),
         }
     }
 

@@ -371,6 +371,14 @@ impl Decoder {
         }
     }
 
+    /// `true` when the decoder holds no bytes of an undelivered ADU: the stream is at an ADU
+    /// boundary, so the next bytes may as well be framed where they lie with [`parse`] (without
+    /// copying them in) until a partial ADU is left to [`push`](Self::push).
+    #[must_use]
+    pub const fn is_empty(&self) -> bool {
+        self.len <= self.consume
+    }
+
     /// `true` after a length-field error: the stream cannot be framed any more.
     #[must_use]
     pub const fn is_broken(&self) -> bool {

@@ -53,7 +53,8 @@ use std::vec::Vec;
 use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
 
 use super::Service;
-use crate::frame::{Framing, rtu, tcp};
+use crate::error::FrameError;
+use crate::frame::{Framing, Status, rtu, tcp};
 use crate::pdu::MAX_PDU_LEN;
 use crate::session::{self, Reply, Server};
 use crate::time::Instant;
@@ -551,6 +552,8 @@ impl ConnectionWorker {
             }
         };
         let mut buf = [0u8; READ_BUFFER_LEN];
+        // Responses are built here, the PDU in place behind the MBAP header: no copy per response.
+        let mut adu_out = [0u8; tcp::MAX_ADU_LEN];
         while !self.shutdown.is_shutdown() {
             match self.stream.read(&mut buf) {
                 Ok(0) => break,
@@ -561,7 +564,7 @@ impl ConnectionWorker {
                     let bytes = buf.get(..n).unwrap_or_default();
                     let next = match &mut decoder {
                         StreamDecoder::Tcp(decoder) => {
-                            self.handle_tcp(decoder, &mut server, service, bytes)
+                            self.handle_tcp(decoder, &mut server, service, bytes, &mut adu_out)
                         }
                         StreamDecoder::Rtu(decoder) => {
                             self.handle_rtu(decoder, &mut server, service, bytes)
@@ -610,9 +613,30 @@ impl ConnectionWorker {
         server: &mut Server,
         service: &S,
         mut bytes: &[u8],
+        adu_out: &mut [u8; tcp::MAX_ADU_LEN],
     ) -> Next {
-        // The response PDU is built in place behind the MBAP header: no copy per response.
-        let mut adu_out = [0u8; tcp::MAX_ADU_LEN];
+        if decoder.is_empty() && !decoder.is_broken() {
+            // At an ADU boundary (the usual case: a request arrives whole in one read), whole
+            // ADUs are answered where they lie; only a partial one is copied into the decoder.
+            // Every round consumes a whole ADU (at least 8 bytes) or leaves the loop.
+            loop {
+                match tcp::parse(bytes) {
+                    Status::Complete { frame, consumed } => {
+                        if self.answer_tcp(server, service, &frame, adu_out) == Next::Close {
+                            return Next::Close;
+                        }
+                        bytes = bytes.get(consumed..).unwrap_or_default();
+                    }
+                    // A protocol id other than 0 is skipped whole and silently (§10.4).
+                    Status::Invalid {
+                        error: FrameError::ProtocolId { .. },
+                        discard,
+                    } => bytes = bytes.get(discard..).unwrap_or_default(),
+                    // A partial ADU, or a length field the decoder must judge.
+                    Status::Incomplete(_) | Status::Invalid { .. } => break,
+                }
+            }
+        }
         // Each round takes at least one byte or delivers at least one frame; a stuck decoder
         // (neither) ends the loop rather than spinning.
         while !bytes.is_empty() {
@@ -626,17 +650,8 @@ impl ConnectionWorker {
                     // length-field error marks the decoder broken, handled below.
                     continue;
                 };
-                let pdu_out = adu_out.get_mut(tcp::HEADER_LEN..).unwrap_or_default();
-                let reply = service.respond(server, adu.unit_id(), adu.pdu(), pdu_out);
-                if let Reply::Send(len) = reply {
-                    let Ok(len) =
-                        tcp::encode_header(adu.transaction_id(), adu.unit_id(), len, &mut adu_out)
-                    else {
-                        continue;
-                    };
-                    if self.emit(adu_out.get(..len).unwrap_or_default()).is_err() {
-                        return Next::Close;
-                    }
+                if self.answer_tcp(server, service, &adu, adu_out) == Next::Close {
+                    return Next::Close;
                 }
             }
             if decoder.is_broken() {
@@ -648,6 +663,27 @@ impl ConnectionWorker {
             }
         }
         Next::Continue
+    }
+
+    /// Answers one MBAP request ADU (or stays silent, as the service decides).
+    fn answer_tcp<S: Service + ?Sized>(
+        &mut self,
+        server: &mut Server,
+        service: &S,
+        adu: &tcp::Adu<'_>,
+        adu_out: &mut [u8; tcp::MAX_ADU_LEN],
+    ) -> Next {
+        let pdu_out = adu_out.get_mut(tcp::HEADER_LEN..).unwrap_or_default();
+        let Reply::Send(len) = service.respond(server, adu.unit_id(), adu.pdu(), pdu_out) else {
+            return Next::Continue;
+        };
+        let Ok(len) = tcp::encode_header(adu.transaction_id(), adu.unit_id(), len, adu_out) else {
+            return Next::Continue;
+        };
+        match self.emit(adu_out.get(..len).unwrap_or_default()) {
+            Ok(()) => Next::Continue,
+            Err(_) => Next::Close,
+        }
     }
 
     /// Feeds RTU-over-TCP bytes and answers every complete frame in order.

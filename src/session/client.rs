@@ -27,7 +27,7 @@
 use core::fmt;
 
 use crate::error::{DecodeError, EncodeError, FrameError};
-use crate::frame::{Framing, ascii, rtu, tcp};
+use crate::frame::{Framing, Status, ascii, rtu, tcp};
 use crate::pdu::{FunctionCode, MAX_PDU_LEN, Request, Response};
 use crate::time::{Duration, Instant};
 
@@ -798,6 +798,11 @@ impl<const N: usize> Session<N> {
     /// silences between characters (t1.5/t3.5 on RTU, the inter-character limit on ASCII). On
     /// TCP framings any instant will do, and a driver may spare itself a clock read.
     pub fn handle_input(&mut self, now: Instant, mut bytes: &[u8]) {
+        if let Decoder::Tcp(decoder) = &self.decoder {
+            if decoder.is_empty() && !decoder.is_broken() {
+                bytes = self.take_whole_adus(bytes);
+            }
+        }
         loop {
             let accepted = match &mut self.decoder {
                 Decoder::Tcp(decoder) => decoder.push(bytes),
@@ -824,6 +829,35 @@ impl<const N: usize> Session<N> {
             }
             if bytes.is_empty() || !progressed {
                 return;
+            }
+        }
+    }
+
+    /// Matches the whole Modbus TCP ADUs at the front of `bytes` where they lie, as the decoder
+    /// would but without copying them into it (a response usually arrives whole in one read),
+    /// and returns the rest: a partial ADU, or a length field only the decoder may judge.
+    fn take_whole_adus<'b>(&mut self, mut bytes: &'b [u8]) -> &'b [u8] {
+        let pipelined = self.config.framing.can_pipeline();
+        // Every round consumes a whole ADU (at least 8 bytes) or returns.
+        loop {
+            match tcp::parse(bytes) {
+                Status::Complete { frame, consumed } => {
+                    let transaction_id = Some(frame.transaction_id());
+                    let (unit_id, pdu) = (frame.unit_id(), frame.pdu());
+                    let discards = &mut self.discards;
+                    self.table
+                        .handle_frame(discards, pipelined, transaction_id, unit_id, pdu);
+                    bytes = bytes.get(consumed..).unwrap_or_default();
+                }
+                // A protocol id other than 0: that ADU is skipped, as the decoder skips it.
+                Status::Invalid {
+                    error: error @ FrameError::ProtocolId { .. },
+                    discard,
+                } => {
+                    self.discards.push(DiscardReason::Frame(error));
+                    bytes = bytes.get(discard..).unwrap_or_default();
+                }
+                Status::Incomplete(_) | Status::Invalid { .. } => return bytes,
             }
         }
     }
@@ -1056,6 +1090,7 @@ fn sent_request(pdu: &[u8]) -> Result<Request<'_>, DecodeError> {
 mod tests {
     use super::*;
     use crate::pdu::ExceptionCode;
+    use std::format;
     use std::vec::Vec;
 
     const READ: Request<'static> = Request::ReadHoldingRegisters {
@@ -1281,6 +1316,50 @@ mod tests {
         assert_eq!(session.poll_event(), None);
         assert_eq!(session.outstanding(), 0);
         assert_eq!(session.poll_timeout(), None);
+    }
+
+    #[test]
+    fn tcp_input_gives_the_same_events_however_it_is_cut() {
+        // Two answers with a foreign-protocol ADU between them, delivered whole, in two pieces
+        // cut anywhere, and byte by byte: whole ADUs are matched in place, partial ones go
+        // through the decoder, and the events must not tell the difference.
+        let run = |chunks: &[&[u8]]| {
+            let mut session = Session::<4>::new(config(Framing::Tcp));
+            let read = |address| Request::ReadHoldingRegisters {
+                address,
+                quantity: 1,
+            };
+            let first = session.start(ms(0), 9, &read(0)).unwrap();
+            let second = session.start(ms(0), 9, &read(1)).unwrap();
+            transmit(&mut session);
+            transmit(&mut session);
+            for chunk in chunks {
+                session.handle_input(ms(1), chunk);
+            }
+            let mut events = Vec::new();
+            while let Some(event) = session.poll_event() {
+                events.push(format!("{event:?}"));
+            }
+            assert_eq!(session.outstanding(), 0, "{chunks:?}");
+            (first, second, events)
+        };
+        let mut stream = tcp_response(1, 9, &[0x03, 0x02, 0x00, 0x0B]);
+        let mut foreign = tcp_response(7, 9, &[0x03, 0x02, 0x00, 0x0C]);
+        foreign[3] = 1;
+        stream.extend_from_slice(&foreign);
+        stream.extend_from_slice(&tcp_response(0, 9, &[0x03, 0x02, 0x00, 0x0A]));
+        let (first, second, whole) = run(&[&stream]);
+        assert_eq!((first, second), (TransactionId(0), TransactionId(1)));
+        assert_eq!(whole.len(), 3, "{whole:?}");
+        assert!(whole[0].contains("ProtocolId"), "{whole:?}");
+        assert!(whole[1].contains("TransactionId(1)") && whole[1].contains("11"));
+        assert!(whole[2].contains("TransactionId(0)") && whole[2].contains("10"));
+        for cut in 0..=stream.len() {
+            let (head, tail) = stream.split_at(cut);
+            assert_eq!(run(&[head, tail]).2, whole, "cut at {cut}");
+        }
+        let bytes: Vec<&[u8]> = stream.chunks(1).collect();
+        assert_eq!(run(&bytes).2, whole);
     }
 
     #[test]

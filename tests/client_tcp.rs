@@ -364,6 +364,66 @@ fn silent_server_times_out() {
 }
 
 #[test]
+fn a_server_that_stops_reading_cannot_hang_a_write() {
+    // The server accepts and never reads. Once its receive buffer (made small) and our send
+    // buffer are full, the next write blocks: the write timeout ends it with an I/O error.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(2048).unwrap();
+    socket
+        .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    socket.listen(4).unwrap();
+    let listener = TcpListener::from(socket);
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        // Connections are held open, unread, until the test ends.
+        let held: Vec<TcpStream> = listener.incoming().take(2).flatten().collect();
+        thread::sleep(Duration::from_secs(60));
+        drop(held);
+    });
+    let config = TcpConfig {
+        write_timeout: Duration::from_millis(100),
+        ..config()
+    };
+    let mut client = Client::tcp(addr, config).unwrap();
+    client.set_response_timeout(Duration::from_millis(1));
+    client.set_retry_policy(RetryPolicy::NONE);
+    let values = [0x5A5Au16; 123];
+    let batch: Vec<Request<'_>> = (0..16)
+        .map(|_| Request::WriteMultipleRegisters {
+            address: 0,
+            values: Registers::from_words(&values),
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    // 16 writes of 259 bytes per millisecond fill the socket's largest send buffer (4 MiB by
+    // default on Linux) in about a second; the bounds only keep a failure from running on.
+    let mut failure = None;
+    for _ in 0..20_000 {
+        let results = client
+            .pipeline(1, &batch, |_, _| Ok(()))
+            .expect("the link reopens after the failed write");
+        failure = results.into_iter().find_map(|result| match result {
+            Err(Error::Timeout { .. }) => None,
+            other => Some(other),
+        });
+        if failure.is_some() || started.elapsed() > Duration::from_secs(60) {
+            break;
+        }
+    }
+    match failure {
+        Some(Err(Error::Io(error))) => assert!(
+            matches!(
+                error.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ),
+            "{error:?}"
+        ),
+        other => panic!("expected the blocked write to fail, got {other:?}"),
+    }
+}
+
+#[test]
 fn reconnects_after_the_server_closes_mid_response() {
     let store = store();
     store.write_holding_registers(0, &[9]).unwrap();

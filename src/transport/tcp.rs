@@ -17,8 +17,8 @@ use super::{Transport, remaining};
 use crate::frame::Framing;
 use crate::time::Instant;
 
-/// Shortest read timeout handed to the socket (a zero timeout would block forever).
-const MIN_READ_TIMEOUT: Duration = Duration::from_millis(1);
+/// Shortest read or write timeout handed to the socket (a zero timeout would block forever).
+const MIN_SOCKET_TIMEOUT: Duration = Duration::from_millis(1);
 /// Waits longer than this are armed a sixteenth short of the deadline (see
 /// [`TcpTransport::arm_read_timeout`]); shorter ones exactly.
 const EXACT_READ_TIMEOUT: Duration = Duration::from_millis(16);
@@ -28,6 +28,11 @@ const EXACT_READ_TIMEOUT: Duration = Duration::from_millis(16);
 pub struct TcpConfig {
     /// Longest wait for one connection attempt.
     pub connect_timeout: Duration,
+    /// Longest a write may block. A write blocks only when the socket's send buffer is full,
+    /// that is when the server has stopped reading (a hung device, a dead peer TCP has not
+    /// noticed yet); without a limit the client would hang in that write for good. The
+    /// connection is then treated as broken and reopened.
+    pub write_timeout: Duration,
     /// Disable Nagle's algorithm (`TCP_NODELAY`). On by default.
     pub nodelay: bool,
     /// Idle time before the first keep-alive probe; `None` leaves `SO_KEEPALIVE` off.
@@ -55,11 +60,12 @@ pub struct TcpConfig {
 }
 
 impl Default for TcpConfig {
-    /// 3 s connect timeout, `TCP_NODELAY`, keep-alive after 60 s idle, 3 reconnection attempts
-    /// 100 ms then 200 ms apart (capped at 2 s), one request per write.
+    /// 3 s connect and write timeouts, `TCP_NODELAY`, keep-alive after 60 s idle, 3
+    /// reconnection attempts 100 ms then 200 ms apart (capped at 2 s), one request per write.
     fn default() -> Self {
         Self {
             connect_timeout: Duration::from_secs(3),
+            write_timeout: Duration::from_secs(3),
             nodelay: true,
             keepalive: Some(Duration::from_secs(60)),
             reconnect_attempts: 3,
@@ -146,6 +152,8 @@ impl TcpTransport {
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
         socket.connect_timeout(&SockAddr::from(addr), self.config.connect_timeout)?;
         socket.set_tcp_nodelay(self.config.nodelay)?;
+        // A zero timeout would mean "block forever" to the socket.
+        socket.set_write_timeout(Some(self.config.write_timeout.max(MIN_SOCKET_TIMEOUT)))?;
         if let Some(idle) = self.config.keepalive {
             socket.set_tcp_keepalive(&TcpKeepalive::new().with_time(idle))?;
         }
@@ -210,7 +218,7 @@ impl Transport for TcpTransport {
 
     fn receive(&mut self, buf: &mut [u8], deadline: Instant) -> io::Result<usize> {
         loop {
-            let Some(remaining) = remaining(deadline, MIN_READ_TIMEOUT) else {
+            let Some(remaining) = remaining(deadline, MIN_SOCKET_TIMEOUT) else {
                 return Ok(0);
             };
             self.arm_read_timeout(remaining)?;

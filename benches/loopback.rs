@@ -3,6 +3,8 @@
 //!
 //! * `loopback/sequential/{read10,read125}`: one request, one response, repeat (FC 03 of 10 and
 //!   125 holding registers: a 12-byte request, a 29- or 259-byte response).
+//! * `loopback/sequential-close/{read10,read125}`: the same with the client's
+//!   `TcpConfig::close_on_timeout` on, whose response wait arms no kernel timer per read.
 //! * `loopback/floor/{read10,read125}`: the same frame sizes between two plain `std` sockets
 //!   (`TCP_NODELAY` on both sides); a thread answers every fixed 12-byte request with a fixed
 //!   response, with no Modbus code on either side. This is what the kernel and the thread
@@ -150,6 +152,15 @@ fn ours(coalesce: bool) -> (SpawnedServer, Client<TcpTransport>) {
     (server, client)
 }
 
+/// A second client of `server`, with `close_on_timeout` on.
+fn closing_client(server: &SpawnedServer) -> Client<TcpTransport> {
+    let config = TcpConfig {
+        close_on_timeout: true,
+        ..TcpConfig::default()
+    };
+    Client::tcp(server.local_addr(), config).expect("connect")
+}
+
 /// One sequential read through our client, into a caller buffer (no allocation).
 fn ours_round_trip(client: &mut Client<TcpTransport>, out: &mut [u16]) {
     client
@@ -182,6 +193,7 @@ fn ours_pipelined(client: &mut Client<TcpTransport>, requests: &[Request<'_>]) {
 
 fn sequential(c: &mut Criterion) {
     let (server, mut client) = ours(false);
+    let mut closing = closing_client(&server);
     let (coalescing_server, mut coalescing_client) = ours(true);
     let mut raw = floor();
     let mut group = c.benchmark_group("loopback");
@@ -190,6 +202,9 @@ fn sequential(c: &mut Criterion) {
         let mut out = vec![0u16; usize::from(quantity)];
         group.bench_function(format!("sequential/read{quantity}"), |b| {
             b.iter(|| ours_round_trip(&mut client, black_box(&mut out)));
+        });
+        group.bench_function(format!("sequential-close/read{quantity}"), |b| {
+            b.iter(|| ours_round_trip(&mut closing, black_box(&mut out)));
         });
         let request = request_adu(quantity);
         let mut response = response_adu(quantity);
@@ -212,6 +227,7 @@ fn sequential(c: &mut Criterion) {
     });
     group.finish();
     drop(client);
+    drop(closing);
     drop(coalescing_client);
     server.shutdown().expect("stop the simulator");
     coalescing_server
@@ -318,6 +334,7 @@ fn paired_named(
 /// batches only), ours and the floor interleaved in blocks.
 fn latency(samples: usize) {
     let (server, mut client) = ours(false);
+    let mut closing = closing_client(&server);
     let (coalescing_server, mut coalescing_client) = ours(true);
     let mut raw = floor();
     println!("{samples} samples per case; latency of one round trip (pipelined: of the batch)");
@@ -336,6 +353,14 @@ fn latency(samples: usize) {
         if quantity == 10 {
             sequential_floor = floor_rate;
         }
+        paired_named(
+            &format!("read{quantity}-close"),
+            &format!("read{quantity}"),
+            samples,
+            1,
+            || ours_round_trip(&mut closing, &mut out),
+            || floor_round_trip(&mut raw, &request, &mut response),
+        );
     }
     let requests = batch();
     let request = request_adu(10);
@@ -367,6 +392,7 @@ fn latency(samples: usize) {
         coalesced / sequential_floor
     );
     drop(client);
+    drop(closing);
     drop(coalescing_client);
     server.shutdown().expect("stop the simulator");
     coalescing_server

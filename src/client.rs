@@ -502,7 +502,13 @@ impl<T: Transport> Client<T> {
             // Nothing sent waits for anything: events are ready, or the request was refused.
             return Ok(());
         };
-        match self.transport.receive(&mut self.receive, deadline) {
+        let awaiting_response = self.session.poll_response_deadline() == Some(deadline);
+        let received = if awaiting_response {
+            self.transport.receive_response(&mut self.receive, deadline)
+        } else {
+            self.transport.receive(&mut self.receive, deadline)
+        };
+        match received {
             Ok(0) => self.session.handle_timeout(Instant::now()),
             Ok(n) => {
                 let bytes = self.receive.get(..n).unwrap_or_default();
@@ -516,6 +522,16 @@ impl<T: Transport> Client<T> {
                     self.transport.reconnect()?;
                     self.session.handle_disconnect(Instant::now());
                 }
+            }
+            Err(error) if awaiting_response && error.kind() == io::ErrorKind::TimedOut => {
+                // The transport closed the link at the response deadline
+                // (`TcpConfig::close_on_timeout`): what is due times out (or backs off for a
+                // retry), and the rest in flight is lost with the connection. The next send
+                // reopens it.
+                let now = Instant::now();
+                self.session.handle_timeout(now);
+                self.last_io_error = Some(error);
+                self.session.handle_disconnect(now);
             }
             Err(error) => return self.recover(error),
         }

@@ -6,6 +6,7 @@
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::Duration;
 
@@ -420,6 +421,152 @@ fn a_server_that_stops_reading_cannot_hang_a_write() {
             "{error:?}"
         ),
         other => panic!("expected the blocked write to fail, got {other:?}"),
+    }
+}
+
+/// [`config`] with `close_on_timeout`.
+fn closing_config() -> TcpConfig {
+    TcpConfig {
+        close_on_timeout: true,
+        ..config()
+    }
+}
+
+/// A server whose first connection reads requests and never answers; later connections are
+/// served from `store`. Returns its address and the number of connections it accepted.
+fn silent_first_connection(store: Arc<DataStore>) -> (SocketAddr, Arc<AtomicUsize>) {
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&connections);
+    let addr = listen(move |number, mut stream| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        let map = UnitMap::serving_all(Arc::clone(&store));
+        let mut server = Server::new(Config::tcp());
+        let mut decoder = tcp::Decoder::new();
+        while let Some(request) = read_adu(&mut stream, &mut decoder) {
+            if number > 0 {
+                let response = answer(&map, &mut server, &request).unwrap();
+                stream.write_all(&response).unwrap();
+            }
+        }
+    });
+    (addr, connections)
+}
+
+#[test]
+fn close_on_timeout_retries_over_a_new_connection() {
+    let store = store();
+    store.write_holding_registers(0, &[77]).unwrap();
+    let retry = RetryPolicy {
+        max_attempts: 2,
+        initial_backoff: Duration::from_millis(10).into(),
+        max_backoff: Duration::from_millis(10).into(),
+        retry_writes: false,
+    };
+    // Kept open, the silent connection times the retry out as well.
+    let (addr, _) = silent_first_connection(Arc::clone(&store));
+    let mut client = Client::tcp(addr, config()).unwrap();
+    client.set_response_timeout(Duration::from_millis(100));
+    client.set_retry_policy(retry);
+    assert!(matches!(
+        client.read_holding_registers(1, 0, 1),
+        Err(Error::Timeout { attempts: 2 })
+    ));
+    // Closed at the first timeout, it is replaced and the retry is answered.
+    let (addr, connections) = silent_first_connection(store);
+    let mut client = Client::tcp(addr, closing_config()).unwrap();
+    client.set_response_timeout(Duration::from_millis(100));
+    client.set_retry_policy(retry);
+    let begin = std::time::Instant::now();
+    assert_eq!(client.read_holding_registers(1, 0, 1).unwrap(), [77]);
+    assert!(begin.elapsed() >= Duration::from_millis(100));
+    assert_eq!(connections.load(Ordering::SeqCst), 2);
+    // The new connection stays: no further reconnection.
+    for _ in 0..100 {
+        assert_eq!(client.read_holding_registers(1, 0, 1).unwrap(), [77]);
+    }
+    assert_eq!(connections.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn close_on_timeout_times_out_a_silent_server_at_each_deadline() {
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&connections);
+    let addr = listen(move |_, mut stream| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        let mut decoder = tcp::Decoder::new();
+        while read_adu(&mut stream, &mut decoder).is_some() {}
+    });
+    let mut client = Client::tcp(addr, closing_config()).unwrap();
+    client.set_response_timeout(Duration::from_millis(50));
+    client.set_retry_policy(RetryPolicy {
+        max_attempts: 2,
+        initial_backoff: Duration::from_millis(10).into(),
+        max_backoff: Duration::from_millis(10).into(),
+        retry_writes: false,
+    });
+    let begin = std::time::Instant::now();
+    assert!(matches!(
+        client.read_holding_registers(1, 0, 1),
+        Err(Error::Timeout { attempts: 2 })
+    ));
+    // Two full response timeouts and a backoff: never cut short.
+    assert!(begin.elapsed() >= Duration::from_millis(110));
+    let begin = std::time::Instant::now();
+    assert!(matches!(
+        client.write_single_register(1, 0, 1),
+        Err(Error::Timeout { attempts: 1 })
+    ));
+    assert!(begin.elapsed() >= Duration::from_millis(50));
+    // One connection per attempt: the first, the read's retry, the write.
+    assert_eq!(connections.load(Ordering::SeqCst), 3);
+}
+
+#[test]
+fn close_on_timeout_clients_share_the_watchdog_without_disturbing_each_other() {
+    let store = store();
+    let served = serve_store(Arc::clone(&store));
+    let silent = listen(|_, mut stream| {
+        let mut decoder = tcp::Decoder::new();
+        while read_adu(&mut stream, &mut decoder).is_some() {}
+    });
+    let threads: Vec<_> = (0..6u16)
+        .map(|i| {
+            thread::spawn(move || {
+                if i == 0 {
+                    // Times out again and again while the others are served.
+                    let mut client = Client::tcp(silent, closing_config()).unwrap();
+                    client.set_response_timeout(Duration::from_millis(20));
+                    client.set_retry_policy(RetryPolicy::NONE);
+                    for _ in 0..10 {
+                        assert!(matches!(
+                            client.read_holding_registers(1, 0, 1),
+                            Err(Error::Timeout { attempts: 1 })
+                        ));
+                    }
+                    return;
+                }
+                let mut client = Client::tcp(served, closing_config()).unwrap();
+                let address = 16 * i;
+                for round in 0..300u16 {
+                    client.write_single_register(1, address, round).unwrap();
+                    assert_eq!(
+                        client.read_holding_registers(1, address, 1).unwrap(),
+                        [round]
+                    );
+                }
+                let batch: Vec<Request<'_>> = (0..16)
+                    .map(|k| Request::ReadHoldingRegisters {
+                        address: address + k,
+                        quantity: 1,
+                    })
+                    .collect();
+                let results = client.pipeline(1, &batch, |_, _| Ok(())).unwrap();
+                assert!(results.iter().all(Result::is_ok));
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
     }
 }
 

@@ -915,6 +915,21 @@ impl<const N: usize> Session<N> {
         slots.chain(decoder).min()
     }
 
+    /// The earliest response deadline of a request awaiting its response. When it equals
+    /// [`poll_timeout`](Self::poll_timeout), the next timer due is a response timing out (not a
+    /// backoff or turnaround ending), which a driver may enforce by closing the link.
+    #[must_use]
+    pub fn poll_response_deadline(&self) -> Option<Instant> {
+        self.table
+            .active()
+            .iter()
+            .filter_map(|slot| match slot.state {
+                State::AwaitingResponse { deadline } => Some(deadline),
+                _ => None,
+            })
+            .min()
+    }
+
     /// Acts on every timer that has expired at `now`: ends frames by silence, times requests
     /// out (retrying them when the policy allows), completes broadcasts, and queues retries
     /// whose backoff has passed (then call [`poll_transmit`](Self::poll_transmit)).

@@ -18,6 +18,7 @@ use crate::time::Instant;
 #[cfg(feature = "serial")]
 pub mod serial;
 pub mod tcp;
+mod watchdog;
 
 /// A byte link for a Modbus client: one TCP connection or one serial port.
 pub trait Transport {
@@ -49,6 +50,20 @@ pub trait Transport {
     /// # Errors
     /// The I/O error, or [`io::ErrorKind::UnexpectedEof`] when the peer closed the connection.
     fn receive(&mut self, buf: &mut [u8], deadline: Instant) -> io::Result<usize>;
+
+    /// [`receive`](Self::receive) while a response is awaited and `deadline` is its response
+    /// deadline (rather than the end of a retry's backoff, say). A transport set to close the
+    /// link when a response times out
+    /// ([`TcpConfig::close_on_timeout`](tcp::TcpConfig::close_on_timeout)) may then end the
+    /// wait by closing the link at `deadline`, and reports that with an
+    /// [`io::ErrorKind::TimedOut`] error; it reopens the link at the next
+    /// [`send`](Self::send). The default is [`receive`](Self::receive).
+    ///
+    /// # Errors
+    /// As [`receive`](Self::receive), and [`io::ErrorKind::TimedOut`] as above.
+    fn receive_response(&mut self, buf: &mut [u8], deadline: Instant) -> io::Result<usize> {
+        self.receive(buf, deadline)
+    }
 
     /// Drops bytes received but not read yet (stale answers, line noise) before a request.
     ///
@@ -94,6 +109,10 @@ impl<T: Transport + ?Sized> Transport for std::boxed::Box<T> {
 
     fn receive(&mut self, buf: &mut [u8], deadline: Instant) -> io::Result<usize> {
         (**self).receive(buf, deadline)
+    }
+
+    fn receive_response(&mut self, buf: &mut [u8], deadline: Instant) -> io::Result<usize> {
+        (**self).receive_response(buf, deadline)
     }
 
     fn clear_input(&mut self) -> io::Result<()> {

@@ -623,7 +623,10 @@ fn reads_are_retried_over_a_new_connection() {
 fn broadcast_over_rtu_over_tcp_is_not_awaited() {
     let store = store();
     let served = Arc::clone(&store);
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&connections);
     let addr = listen(move |_, mut stream| {
+        counted.fetch_add(1, Ordering::SeqCst);
         let map = UnitMap::serving_all(Arc::clone(&served));
         let mut server = Server::new(Config {
             units: UnitIds::all(),
@@ -654,18 +657,23 @@ fn broadcast_over_rtu_over_tcp_is_not_awaited() {
             }
         }
     });
-    let mut client = Client::rtu_over_tcp(addr, config()).unwrap();
-    client.set_turnaround_delay(Duration::from_millis(20));
-    // A long response timeout: were the broadcast awaited, this test would take a minute.
-    client.set_response_timeout(Duration::from_secs(60));
-    client.write_single_register(0, 5, 77).unwrap();
-    assert!(matches!(
-        client.read_holding_registers(0, 5, 1),
-        Err(Error::BroadcastRead { .. })
-    ));
-    // The broadcast was executed; unicast requests are answered as usual.
-    assert_eq!(client.read_holding_registers(1, 5, 1).unwrap(), [77]);
-    assert_eq!(store.holding_registers(5, 1), Ok(vec![77]));
+    // The turnaround is no response deadline: it must not close the connection either.
+    for (i, tcp_config) in [config(), closing_config()].into_iter().enumerate() {
+        let mut client = Client::rtu_over_tcp(addr, tcp_config).unwrap();
+        client.set_turnaround_delay(Duration::from_millis(20));
+        // A long response timeout: were the broadcast awaited, this test would take a minute.
+        client.set_response_timeout(Duration::from_secs(60));
+        let value = 77 + u16::try_from(i).unwrap();
+        client.write_single_register(0, 5, value).unwrap();
+        assert!(matches!(
+            client.read_holding_registers(0, 5, 1),
+            Err(Error::BroadcastRead { .. })
+        ));
+        // The broadcast was executed; unicast requests are answered as usual.
+        assert_eq!(client.read_holding_registers(1, 5, 1).unwrap(), [value]);
+        assert_eq!(store.holding_registers(5, 1), Ok(vec![value]));
+        assert_eq!(connections.load(Ordering::SeqCst), i + 1);
+    }
 }
 
 /// A Modbus TCP transport without a socket: each `send` is recorded (how many ADUs it carried)

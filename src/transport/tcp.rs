@@ -68,7 +68,7 @@ pub struct TcpConfig {
     /// minutes later (industrial drivers commonly offer the same switch). And
     /// the wait for a response arms no kernel timer per read: a watchdog thread, one per
     /// process, shuts the socket down at the deadline instead, which makes a fast link's
-    /// request/response cycle about 2% cheaper.
+    /// request/response cycle 1–2% cheaper.
     ///
     /// Against it: every timeout costs a reconnection, hard on a gateway with one or two
     /// connection slots that answers nothing for a dead device behind it; pipelined requests

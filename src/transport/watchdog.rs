@@ -1,7 +1,7 @@
 //! Response deadlines for blocking socket reads without a kernel timer per read.
 //!
 //! A read with a socket timeout (`SO_RCVTIMEO`) makes the kernel arm and cancel a timer every
-//! time it blocks, which costs about 2% of a request/response round trip on a fast link. A
+//! time it blocks, which costs 1–2% of a request/response round trip on a fast link. A
 //! client that closes the connection when a response times out
 //! ([`TcpConfig::close_on_timeout`](super::tcp::TcpConfig::close_on_timeout)) can do without
 //! it: it reads with no timeout and registers the deadline here, two atomic operations per

@@ -326,6 +326,46 @@ pub fn parse(buf: &[u8]) -> Status<Adu<'_>> {
     }
 }
 
+/// Iterator of [`Decoder::whole_adus`]: complete ADUs, and the [`FrameError::ProtocolId`] of
+/// an ADU skipped whole; it stops at a partial ADU or a length field only the decoder may judge.
+#[derive(Debug)]
+pub(crate) struct WholeAdus<'b> {
+    rest: &'b [u8],
+    active: bool,
+}
+
+impl<'b> WholeAdus<'b> {
+    /// The bytes not framed: a partial ADU, or whatever the decoder has to judge.
+    pub(crate) const fn rest(&self) -> &'b [u8] {
+        self.rest
+    }
+}
+
+impl<'b> Iterator for WholeAdus<'b> {
+    type Item = Result<Adu<'b>, FrameError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if !self.active {
+            return None;
+        }
+        // Every item consumes a whole ADU (at least 8 bytes), so the iterator ends.
+        let (item, consumed) = match parse(self.rest) {
+            Status::Complete { frame, consumed } => (Ok(frame), consumed),
+            // "Protocol id ≠ 0 → discard the indication": that ADU is skipped, as in the decoder.
+            Status::Invalid {
+                error: error @ FrameError::ProtocolId { .. },
+                discard,
+            } => (Err(error), discard),
+            Status::Incomplete(_) | Status::Invalid { .. } => {
+                self.active = false;
+                return None;
+            }
+        };
+        self.rest = self.rest.get(consumed..).unwrap_or_default();
+        Some(item)
+    }
+}
+
 /// Streaming Modbus TCP decoder with a fixed 260-byte buffer, for ADUs back to back or split
 /// anywhere in a byte stream.
 ///
@@ -377,6 +417,17 @@ impl Decoder {
     #[must_use]
     pub const fn is_empty(&self) -> bool {
         self.len <= self.consume
+    }
+
+    /// The whole ADUs at the front of `bytes`, framed where they lie (no copy into the
+    /// decoder) exactly as [`poll_frame`](Self::poll_frame) would deliver them, when the decoder
+    /// is at an ADU boundary; none when it holds part of an ADU or is broken. Push
+    /// [`WholeAdus::rest`] afterwards.
+    pub(crate) fn whole_adus<'b>(&self, bytes: &'b [u8]) -> WholeAdus<'b> {
+        WholeAdus {
+            rest: bytes,
+            active: self.is_empty() && !self.broken,
+        }
     }
 
     /// `true` after a length-field error: the stream cannot be framed any more.

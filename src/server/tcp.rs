@@ -53,8 +53,7 @@ use std::vec::Vec;
 use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
 
 use super::Service;
-use crate::error::FrameError;
-use crate::frame::{Framing, Status, rtu, tcp};
+use crate::frame::{Framing, rtu, tcp};
 use crate::pdu::MAX_PDU_LEN;
 use crate::session::{self, Reply, Server};
 use crate::time::Instant;
@@ -615,28 +614,15 @@ impl ConnectionWorker {
         mut bytes: &[u8],
         adu_out: &mut [u8; tcp::MAX_ADU_LEN],
     ) -> Next {
-        if decoder.is_empty() && !decoder.is_broken() {
-            // At an ADU boundary (the usual case: a request arrives whole in one read), whole
-            // ADUs are answered where they lie; only a partial one is copied into the decoder.
-            // Every round consumes a whole ADU (at least 8 bytes) or leaves the loop.
-            loop {
-                match tcp::parse(bytes) {
-                    Status::Complete { frame, consumed } => {
-                        if self.answer_tcp(server, service, &frame, adu_out) == Next::Close {
-                            return Next::Close;
-                        }
-                        bytes = bytes.get(consumed..).unwrap_or_default();
-                    }
-                    // A protocol id other than 0 is skipped whole and silently (§10.4).
-                    Status::Invalid {
-                        error: FrameError::ProtocolId { .. },
-                        discard,
-                    } => bytes = bytes.get(discard..).unwrap_or_default(),
-                    // A partial ADU, or a length field the decoder must judge.
-                    Status::Incomplete(_) | Status::Invalid { .. } => break,
-                }
+        // A request usually arrives whole: answer it where it lies, not copied into the decoder
+        // first. A protocol id other than 0 is skipped whole and silently (§10.4).
+        let mut adus = decoder.whole_adus(bytes);
+        for adu in (&mut adus).flatten() {
+            if self.answer_tcp(server, service, &adu, adu_out) == Next::Close {
+                return Next::Close;
             }
         }
+        bytes = adus.rest();
         // Each round takes at least one byte or delivers at least one frame; a stuck decoder
         // (neither) ends the loop rather than spinning.
         while !bytes.is_empty() {

@@ -27,7 +27,7 @@
 use core::fmt;
 
 use crate::error::{DecodeError, EncodeError, FrameError};
-use crate::frame::{Framing, Status, ascii, rtu, tcp};
+use crate::frame::{Framing, ascii, rtu, tcp};
 use crate::pdu::{FunctionCode, MAX_PDU_LEN, Request, Response};
 use crate::time::{Duration, Instant};
 
@@ -799,9 +799,23 @@ impl<const N: usize> Session<N> {
     /// TCP framings any instant will do, and a driver may spare itself a clock read.
     pub fn handle_input(&mut self, now: Instant, mut bytes: &[u8]) {
         if let Decoder::Tcp(decoder) = &self.decoder {
-            if decoder.is_empty() && !decoder.is_broken() {
-                bytes = self.take_whole_adus(bytes);
+            // A response usually arrives whole: match it where it lies, not copied into the
+            // decoder first.
+            let pipelined = self.config.framing.can_pipeline();
+            let mut adus = decoder.whole_adus(bytes);
+            for adu in &mut adus {
+                match adu {
+                    Ok(frame) => self.table.handle_frame(
+                        &mut self.discards,
+                        pipelined,
+                        Some(frame.transaction_id()),
+                        frame.unit_id(),
+                        frame.pdu(),
+                    ),
+                    Err(error) => self.discards.push(DiscardReason::Frame(error)),
+                }
             }
+            bytes = adus.rest();
         }
         loop {
             let accepted = match &mut self.decoder {
@@ -829,35 +843,6 @@ impl<const N: usize> Session<N> {
             }
             if bytes.is_empty() || !progressed {
                 return;
-            }
-        }
-    }
-
-    /// Matches the whole Modbus TCP ADUs at the front of `bytes` where they lie, as the decoder
-    /// would but without copying them into it (a response usually arrives whole in one read),
-    /// and returns the rest: a partial ADU, or a length field only the decoder may judge.
-    fn take_whole_adus<'b>(&mut self, mut bytes: &'b [u8]) -> &'b [u8] {
-        let pipelined = self.config.framing.can_pipeline();
-        // Every round consumes a whole ADU (at least 8 bytes) or returns.
-        loop {
-            match tcp::parse(bytes) {
-                Status::Complete { frame, consumed } => {
-                    let transaction_id = Some(frame.transaction_id());
-                    let (unit_id, pdu) = (frame.unit_id(), frame.pdu());
-                    let discards = &mut self.discards;
-                    self.table
-                        .handle_frame(discards, pipelined, transaction_id, unit_id, pdu);
-                    bytes = bytes.get(consumed..).unwrap_or_default();
-                }
-                // A protocol id other than 0: that ADU is skipped, as the decoder skips it.
-                Status::Invalid {
-                    error: error @ FrameError::ProtocolId { .. },
-                    discard,
-                } => {
-                    self.discards.push(DiscardReason::Frame(error));
-                    bytes = bytes.get(discard..).unwrap_or_default();
-                }
-                Status::Incomplete(_) | Status::Invalid { .. } => return bytes,
             }
         }
     }

@@ -215,6 +215,21 @@ impl TcpTransport {
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "not connected"))
     }
 
+    /// What a read into a `len`-byte buffer that did not time out returns: its bytes, `Ok(0)`
+    /// when interrupted (the caller looks at the clock and reads again), or the error that
+    /// broke the connection (a close by the server included).
+    fn received(&mut self, read: io::Result<usize>, len: usize) -> io::Result<usize> {
+        match read {
+            Ok(0) if len > 0 => self.broken(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "server closed the connection",
+            )),
+            Ok(n) => Ok(n),
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => Ok(0),
+            Err(error) => self.broken(error),
+        }
+    }
+
     /// Forgets the connection after an error, so the next use reconnects.
     fn broken<T>(&mut self, error: io::Error) -> io::Result<T> {
         self.detach();
@@ -282,40 +297,31 @@ impl Transport for TcpTransport {
                 return Ok(0);
             };
             self.arm_read_timeout(remaining)?;
-            match self.stream()?.read(buf) {
-                Ok(0) if !buf.is_empty() => {
-                    return self.broken(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "server closed the connection",
-                    ));
-                }
-                Ok(n) => return Ok(n),
+            let read = self.stream()?.read(buf);
+            match read {
                 // The socket's timeout may end before the deadline: look at the clock again.
                 Err(error)
                     if matches!(
                         error.kind(),
                         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                     ) => {}
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => return Ok(0),
-                Err(error) => return self.broken(error),
+                read => return self.received(read, buf.len()),
             }
         }
     }
 
     fn receive_response(&mut self, buf: &mut [u8], deadline: Instant) -> io::Result<usize> {
-        let Some(watch) = self.watch.clone() else {
+        let (Some(watch), Some(stream)) = (&self.watch, &mut self.stream) else {
+            // Not closing on timeouts, or closed by one until the next send.
             return self.receive(buf, deadline);
         };
-        if self.closed_by_timeout {
-            return self.receive(buf, deadline);
-        }
         if self.read_timeout.is_some() {
             // Set by a plain `receive` (a backoff wait): this read must not arm a timer.
-            self.stream()?.set_read_timeout(None)?;
+            stream.set_read_timeout(None)?;
             self.read_timeout = None;
         }
         watch.arm(deadline);
-        let result = self.stream()?.read(buf);
+        let read = stream.read(buf);
         if !watch.disarm() {
             // The watchdog shut the socket down at the deadline; bytes that made it in the
             // meantime came too late.
@@ -326,15 +332,7 @@ impl Transport for TcpTransport {
                 "no response by the deadline: connection closed",
             ));
         }
-        match result {
-            Ok(0) if !buf.is_empty() => self.broken(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "server closed the connection",
-            )),
-            Ok(n) => Ok(n),
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => Ok(0),
-            Err(error) => self.broken(error),
-        }
+        self.received(read, buf.len())
     }
 
     fn clear_input(&mut self) -> io::Result<()> {

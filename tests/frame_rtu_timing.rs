@@ -305,6 +305,37 @@ fn monitor_follows_requests_and_responses() {
 }
 
 #[test]
+fn monitor_waits_for_silence_when_a_shorter_reading_has_a_valid_crc_by_chance() {
+    // A valid frame whose last CRC byte is 0x00 has a valid CRC one byte shorter too. Built
+    // here: an FC 23 request of 17 bytes (4 data bytes) whose byte 2 (the read address's high
+    // byte, 11) also reads as the byte count of a 16-byte FC 23 response.
+    let frame = (0..=u16::MAX)
+        .find_map(|data| {
+            let [hi, lo] = data.to_be_bytes();
+            let pdu = [
+                0x17, 11, 0x00, 0x00, 0x01, 0x00, 0x20, 0x00, 0x02, 0x04, hi, lo, 0, 0,
+            ];
+            let mut adu = [0u8; MAX_ADU_LEN];
+            let len = encode(0x3D, &pdu, &mut adu).unwrap();
+            (adu[len - 1] == 0x00).then(|| adu[..len].to_vec())
+        })
+        .expect("one CRC in 256 ends in 0x00");
+    assert_eq!(frame.len(), 17);
+    let mut decoder = Decoder::new(Config::monitor(t9600()));
+    // Pushed at once, the 16-byte response reading completes first; it must not be taken.
+    assert_eq!(feed(&mut decoder, at(0), &frame), vec![Ok(frame.clone())]);
+    assert_eq!(timeout(&mut decoder, at(1_000_000)), Vec::new());
+    // A real 16-byte response (the request reading wants one byte more) ends by silence.
+    let response = frame[..16].to_vec();
+    let mut decoder = Decoder::new(Config::monitor(t9600()));
+    assert_eq!(feed(&mut decoder, at(0), &response), Vec::new());
+    assert_eq!(
+        timeout(&mut decoder, at(1_000_000)),
+        vec![Ok(response.clone())]
+    );
+}
+
+#[test]
 fn untimed_mode_resyncs_one_byte_at_a_time() {
     let mut decoder = Decoder::new(Config::untimed(Mode::Responses));
     assert_eq!(decoder.poll_timeout(), None);

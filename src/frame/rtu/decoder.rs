@@ -430,12 +430,27 @@ impl Decoder {
             return false;
         }
         let buf = self.buf.get(..self.len).unwrap_or_default();
-        for role in self.candidate_roles().into_iter().flatten() {
-            if frame_len(buf, role, &self.config.rules) == FrameLength::Exact(self.len)
+        let roles = self.candidate_roles();
+        // A bus monitor tries both directions. While one of them still wants more bytes, a
+        // match of the other is not conclusive: a valid frame ending in 0x00 has a valid CRC
+        // one byte shorter too, and that length may be the other direction's. The silence
+        // after the frame (t3.5) decides instead.
+        let len = self.len;
+        let ambiguous = roles.into_iter().flatten().any(|role| {
+            matches!(
+                frame_len(buf, role, &self.config.rules),
+                FrameLength::Exact(n) | FrameLength::AtLeast(n) if n > len
+            )
+        });
+        if ambiguous {
+            return false;
+        }
+        for role in roles.into_iter().flatten() {
+            if frame_len(buf, role, &self.config.rules) == FrameLength::Exact(len)
                 && Adu::new_unchecked(buf).verify_crc().is_ok()
             {
                 self.frame_bytes = 0;
-                self.deliver(self.len, role);
+                self.deliver(len, role);
                 return true;
             }
         }

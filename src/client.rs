@@ -295,9 +295,11 @@ impl<T: Transport> Client<T> {
             framing: transport.framing(),
             ..config
         };
+        let mut session = Session::new(config);
+        session.seed_transaction_ids(random_seed());
         Self {
             transport,
-            session: Session::new(config),
+            session,
             transmit: [0; BUFFER_LEN],
             receive: [0; BUFFER_LEN],
             batch: Vec::new(),
@@ -509,7 +511,10 @@ impl<T: Transport> Client<T> {
             self.transport.receive(&mut self.receive, deadline)
         };
         match received {
-            Ok(0) => self.session.handle_timeout(Instant::now()),
+            Ok(0) => {
+                self.session.handle_timeout(Instant::now());
+                self.reconnect_if_needed()?;
+            }
             Ok(n) => {
                 let bytes = self.receive.get(..n).unwrap_or_default();
                 let arrived = if self.session.config().framing.is_serial() {
@@ -518,10 +523,7 @@ impl<T: Transport> Client<T> {
                     started
                 };
                 self.session.handle_input(arrived, bytes);
-                if self.session.needs_reconnect() {
-                    self.transport.reconnect()?;
-                    self.session.handle_disconnect(Instant::now());
-                }
+                self.reconnect_if_needed()?;
             }
             Err(error) if awaiting_response && error.kind() == io::ErrorKind::TimedOut => {
                 // The transport closed the link at the response deadline
@@ -534,6 +536,16 @@ impl<T: Transport> Client<T> {
                 self.session.handle_disconnect(now);
             }
             Err(error) => return self.recover(error),
+        }
+        Ok(())
+    }
+
+    /// Replaces the connection when the session found the stream unusable (a broken MBAP
+    /// length, part of a frame nobody can be waiting for).
+    fn reconnect_if_needed(&mut self) -> Result<()> {
+        if self.session.needs_reconnect() {
+            self.transport.reconnect()?;
+            self.session.handle_disconnect(Instant::now());
         }
         Ok(())
     }
@@ -1023,6 +1035,20 @@ impl<T: Transport> Client<T> {
             value: u16::from(next),
         }))
     }
+}
+
+/// 32 bits from the randomness std seeds its hash maps with: enough to scatter transaction ids
+/// (see [`Session::seed_transaction_ids`]) without a random-number dependency.
+fn random_seed() -> u32 {
+    use std::hash::BuildHasher;
+    let bits = std::collections::hash_map::RandomState::new().hash_one(0x4D42_u16);
+    // Folding the halves keeps every bit of the hash in play.
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "folded to 32 bits on purpose"
+    )]
+    let folded = (bits ^ (bits >> 32)) as u32;
+    folded
 }
 
 /// A quantity from a buffer length; lengths beyond `u16` become `u16::MAX`, which every

@@ -332,4 +332,12 @@ pub enum FrameError {
         /// The function code byte.
         function: u8,
     },
+    /// Part of a frame was received but the rest did not come in time: its deadline passed, or
+    /// the stream fell silent. The part is dropped; on a TCP stream (MBAP) alignment is lost
+    /// with it, so the connection must be closed.
+    #[error("frame cut off after {len} bytes: the rest did not arrive in time")]
+    Incomplete {
+        /// Bytes of the frame received.
+        len: usize,
+    },
 }

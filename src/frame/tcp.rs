@@ -419,6 +419,11 @@ impl Decoder {
         self.len <= self.consume
     }
 
+    /// Bytes held that belong to no ADU delivered yet (a partial ADU).
+    pub(crate) const fn held(&self) -> usize {
+        self.len.saturating_sub(self.consume)
+    }
+
     /// The whole ADUs at the front of `bytes`, framed where they lie (no copy into the
     /// decoder) exactly as [`poll_frame`](Self::poll_frame) would deliver them, when the decoder
     /// is at an ADU boundary; none when it holds part of an ADU or is broken. Push

@@ -205,6 +205,14 @@ pub enum DiscardReason {
         /// The unit id in the response.
         unit_id: u8,
     },
+    /// A Modbus TCP frame with the transaction id of a request in flight, whose first byte
+    /// arrived before that request was sent: bytes left over from earlier (the start of a
+    /// truncated answer, trailing junk, an answer sent ahead of the request) completed by
+    /// later ones. Never an answer, whatever its header says.
+    StartedBeforeRequest {
+        /// The transaction id in the frame's header.
+        transaction_id: u16,
+    },
     /// The bytes do not form a frame (CRC, LRC, MBAP header); the framing resynchronises.
     Frame(FrameError),
 }
@@ -318,6 +326,12 @@ enum Outcome {
 struct Slot {
     state: State,
     id: TransactionId,
+    /// The transaction id of the attempt on the wire: `id` for the first, a fresh one for each
+    /// retry, so that a late answer to an earlier attempt cannot pass for the retry's.
+    wire_id: u16,
+    /// [`Session::epoch`] right after this attempt was sent: a frame whose first byte arrived
+    /// earlier cannot answer it.
+    sent_epoch: u64,
     unit_id: u8,
     /// Order of `start` (for transmit order) and then of completion (for event order).
     sequence: u32,
@@ -333,6 +347,8 @@ impl Slot {
     const EMPTY: Self = Self {
         state: State::Free,
         id: TransactionId(0),
+        wire_id: 0,
+        sent_epoch: 0,
         unit_id: 0,
         sequence: 0,
         attempts: 0,
@@ -441,6 +457,10 @@ impl<const N: usize> Table<N> {
 
     /// Matches one received frame to the request it answers (§3.4) and copies its PDU into
     /// that slot; frames that answer nothing become discard reports.
+    ///
+    /// `epoch` is the [`Session::epoch`] at which the frame's first byte arrived: a frame begun
+    /// before its request went out is bytes left over from earlier (a truncated answer, trailing
+    /// junk, an answer sent ahead of time), never the answer, whatever its header says.
     fn handle_frame(
         &mut self,
         discards: &mut Discards,
@@ -448,13 +468,14 @@ impl<const N: usize> Table<N> {
         transaction_id: Option<u16>,
         unit_id: u8,
         pdu: &[u8],
+        epoch: u64,
     ) {
         let waiting = |slot: &Slot| matches!(slot.state, State::AwaitingResponse { .. });
         let found = match transaction_id {
             Some(transaction_id) => self
                 .active()
                 .iter()
-                .position(|slot| waiting(slot) && slot.id.0 == transaction_id),
+                .position(|slot| waiting(slot) && slot.wire_id == transaction_id),
             None => self.active().iter().position(waiting),
         };
         let Some((index, slot)) = found.and_then(|index| Some((index, self.slots.get(index)?)))
@@ -465,6 +486,12 @@ impl<const N: usize> Table<N> {
             });
             return;
         };
+        if epoch < slot.sent_epoch {
+            discards.push(DiscardReason::StartedBeforeRequest {
+                transaction_id: slot.wire_id,
+            });
+            return;
+        }
         if slot.unit_id != unit_id {
             discards.push(DiscardReason::ForeignUnit {
                 expected: slot.unit_id,
@@ -622,23 +649,40 @@ pub struct Session<const N: usize> {
     config: Config,
     table: Table<N>,
     decoder: Decoder,
-    next_id: u16,
+    ids: TransactionIds,
     discards: Discards,
     broken: bool,
+    /// Transmissions so far: the clock against which a frame's first byte is placed before or
+    /// after the request it would answer.
+    epoch: u64,
+    /// The epoch in which the first byte of the partial TCP frame the decoder holds arrived.
+    partial_epoch: u64,
 }
 
 impl<const N: usize> Session<N> {
-    /// An idle session.
+    /// An idle session. Transaction ids count up from 0 until
+    /// [`seed_transaction_ids`](Self::seed_transaction_ids) is called.
     #[must_use]
     pub fn new(config: Config) -> Self {
         Self {
             decoder: Decoder::new(&config),
             config,
             table: Table::new(),
-            next_id: 0,
+            ids: TransactionIds::SEQUENTIAL,
             discards: Discards::new(),
             broken: false,
+            epoch: 0,
+            partial_epoch: 0,
         }
+    }
+
+    /// Makes the transaction ids of later requests a sequence that `seed` picks among 2³²,
+    /// instead of 0, 1, 2, ... Ids that count up let a server (or a gateway replaying stale
+    /// buffers) send an answer for a request before it is sent; scattered ids make such an
+    /// answer miss. Every id still stays unused until 65 536 requests later. Drivers seed from
+    /// whatever randomness they have (the blocking [`Client`](crate::client::Client) does).
+    pub fn seed_transaction_ids(&mut self, seed: u32) {
+        self.ids = TransactionIds::seeded(seed);
     }
 
     /// The configuration.
@@ -726,7 +770,9 @@ impl<const N: usize> Session<N> {
         let sequence = self.table.bump_sequence();
         let slot = Slot {
             state: State::Queued { ready_at: now },
-            id,
+            id: TransactionId(id),
+            wire_id: id,
+            sent_epoch: 0,
             unit_id,
             sequence,
             attempts: 0,
@@ -737,7 +783,7 @@ impl<const N: usize> Session<N> {
             response_len: 0,
         };
         self.table.occupy(index, slot);
-        Ok(id)
+        Ok(TransactionId(id))
     }
 
     /// Writes the next ADU to send into `out` (give it [`Framing::max_adu_len`] bytes) and
@@ -755,9 +801,16 @@ impl<const N: usize> Session<N> {
         let State::Queued { ready_at } = slot.state else {
             return None;
         };
+        // A retry goes out under a fresh id: the earlier attempt's answer may still arrive, and
+        // must not pass for this one's (nor may its first bytes, completed by this one's).
+        let wire_id = if slot.attempts > 0 && framing == Framing::Tcp {
+            self.free_id()
+        } else {
+            slot.wire_id
+        };
         let pdu = self.table.request_pdu(index);
         let len = match framing {
-            Framing::Tcp => tcp::encode(slot.id.0, slot.unit_id, pdu, out),
+            Framing::Tcp => tcp::encode(wire_id, slot.unit_id, pdu, out),
             Framing::RtuOverTcp | Framing::Rtu => rtu::encode(slot.unit_id, pdu, out),
             Framing::Ascii => ascii::encode(slot.unit_id, pdu, out),
         }
@@ -783,10 +836,13 @@ impl<const N: usize> Session<N> {
         } else {
             slot.sequence
         };
+        self.epoch = self.epoch.wrapping_add(1);
         if let Some(slot) = self.table.slots.get_mut(index) {
             slot.attempts = slot.attempts.saturating_add(1);
             slot.state = state;
             slot.sequence = sequence;
+            slot.wire_id = wire_id;
+            slot.sent_epoch = self.epoch;
         }
         Some(len)
     }
@@ -798,6 +854,14 @@ impl<const N: usize> Session<N> {
     /// silences between characters (t1.5/t3.5 on RTU, the inter-character limit on ASCII). On
     /// TCP framings any instant will do, and a driver may spare itself a clock read.
     pub fn handle_input(&mut self, now: Instant, mut bytes: &[u8]) {
+        let epoch = self.epoch;
+        // The epoch of the frame at the front of the decoder: a partial frame held from earlier
+        // input began when it began; anything after it began with this input.
+        let mut front = if self.decoder_is_empty() {
+            epoch
+        } else {
+            self.partial_epoch
+        };
         if let Decoder::Tcp(decoder) = &self.decoder {
             // A response usually arrives whole: match it where it lies, not copied into the
             // decoder first.
@@ -811,6 +875,7 @@ impl<const N: usize> Session<N> {
                         Some(frame.transaction_id()),
                         frame.unit_id(),
                         frame.pdu(),
+                        epoch,
                     ),
                     Err(error) => self.discards.push(DiscardReason::Frame(error)),
                 }
@@ -825,8 +890,9 @@ impl<const N: usize> Session<N> {
             };
             bytes = bytes.get(accepted..).unwrap_or_default();
             let mut progressed = accepted > 0;
-            while let Some(result) = self.take_frame() {
+            while let Some(result) = self.take_frame(front) {
                 progressed = true;
+                front = epoch;
                 match result {
                     Ok(()) => {}
                     Err(FrameError::LengthField { length }) => {
@@ -842,14 +908,55 @@ impl<const N: usize> Session<N> {
                 }
             }
             if bytes.is_empty() || !progressed {
-                return;
+                break;
             }
+        }
+        self.partial_epoch = front;
+        if self.config.framing == Framing::Tcp && !self.decoder_is_empty() && !self.awaiting() {
+            // Part of a frame that no request in flight can be waiting for: junk after an
+            // answer, or an answer sent ahead of its request. Whatever follows it on this
+            // stream would be read through it, so the connection must be replaced.
+            self.break_stream();
+        }
+    }
+
+    /// `true` when the TCP decoder holds no part of a frame (always for the other framings,
+    /// whose decoders start afresh with each request).
+    fn decoder_is_empty(&self) -> bool {
+        match &self.decoder {
+            Decoder::Tcp(decoder) => decoder.is_empty(),
+            Decoder::Rtu(_) | Decoder::Ascii(_) => true,
+        }
+    }
+
+    /// `true` while some request waits for its response.
+    fn awaiting(&self) -> bool {
+        self.table
+            .active()
+            .iter()
+            .any(|slot| matches!(slot.state, State::AwaitingResponse { .. }))
+    }
+
+    /// The TCP stream holds part of a frame that cannot be completed into an answer: it is
+    /// reported and the session asks for a new connection ([`needs_reconnect`]). Requests in
+    /// flight are retried or aborted when the driver reports the new connection
+    /// ([`handle_disconnect`](Self::handle_disconnect)).
+    ///
+    /// [`needs_reconnect`]: Self::needs_reconnect
+    fn break_stream(&mut self) {
+        if let Decoder::Tcp(decoder) = &mut self.decoder {
+            let len = decoder.held();
+            decoder.reset();
+            self.discards
+                .push(DiscardReason::Frame(FrameError::Incomplete { len }));
+            self.broken = true;
         }
     }
 
     /// Takes the next complete frame out of the decoder and matches it to its request, reading
-    /// the PDU where the decoder holds it. `None` when no frame is complete.
-    fn take_frame(&mut self) -> Option<Result<(), FrameError>> {
+    /// the PDU where the decoder holds it; `epoch` is when its first byte arrived. `None` when
+    /// no frame is complete.
+    fn take_frame(&mut self, epoch: u64) -> Option<Result<(), FrameError>> {
         let pipelined = self.config.framing.can_pipeline();
         let Self {
             decoder,
@@ -866,13 +973,14 @@ impl<const N: usize> Session<N> {
                     transaction_id,
                     adu.unit_id(),
                     adu.pdu(),
+                    epoch,
                 );
             }),
             Decoder::Rtu(decoder) => decoder.poll_frame()?.map(|adu| {
-                table.handle_frame(discards, pipelined, None, adu.unit_id(), adu.pdu());
+                table.handle_frame(discards, pipelined, None, adu.unit_id(), adu.pdu(), epoch);
             }),
             Decoder::Ascii(decoder) => decoder.poll_frame()?.map(|adu| {
-                table.handle_frame(discards, pipelined, None, adu.unit_id(), adu.pdu());
+                table.handle_frame(discards, pipelined, None, adu.unit_id(), adu.pdu(), epoch);
             }),
         })
     }
@@ -927,12 +1035,14 @@ impl<const N: usize> Session<N> {
         // A frame the silence completed may answer a request whose deadline is also due.
         self.handle_input(now, &[]);
         let policy = self.config.retry;
+        let mut timed_out = false;
         for index in 0..self.table.span {
             let Some(slot) = self.table.slots.get(index) else {
                 break;
             };
             let next = match slot.state {
                 State::AwaitingResponse { deadline } if now >= deadline => {
+                    timed_out = true;
                     if slot.retryable && slot.attempts < policy.max_attempts.max(1) {
                         Some(State::Backoff {
                             at: now + policy.backoff(slot.attempts),
@@ -956,6 +1066,12 @@ impl<const N: usize> Session<N> {
                     slot.state = next;
                 }
             }
+        }
+        if !self.decoder_is_empty() && (timed_out || !self.awaiting()) {
+            // A response deadline passed while part of a frame was held (a truncated answer,
+            // a stalled stream): the rest, if it ever comes, would be read together with the
+            // next answer into one spliced frame. Only a new connection is safe.
+            self.break_stream();
         }
     }
 
@@ -1049,20 +1165,60 @@ impl<const N: usize> Session<N> {
         }
     }
 
-    /// The next transaction id not used by an outstanding request (ids wrap at 0xFFFF, §10.3).
-    fn free_id(&mut self) -> TransactionId {
+    /// The next transaction id not used by an outstanding request, as handle or on the wire
+    /// (ids wrap at 0xFFFF, §10.3). The sequence is a permutation of all 65 536 ids, so at most
+    /// `2N + 1` draws find one.
+    fn free_id(&mut self) -> u16 {
         loop {
-            let id = TransactionId(self.next_id);
-            self.next_id = self.next_id.wrapping_add(1);
+            let id = self.ids.next();
             if !self
                 .table
                 .active()
                 .iter()
-                .any(|slot| slot.state != State::Free && slot.id == id)
+                .any(|slot| slot.state != State::Free && (slot.id.0 == id || slot.wire_id == id))
             {
                 return id;
             }
         }
+    }
+}
+
+/// The order in which a session hands out transaction ids: a bijection of a 16-bit counter, so
+/// no id comes back before all others were used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct TransactionIds {
+    counter: u16,
+    /// `None`: the identity, ids count up. Otherwise the keys of an invertible mix.
+    keys: Option<(u16, u16)>,
+}
+
+impl TransactionIds {
+    const SEQUENTIAL: Self = Self {
+        counter: 0,
+        keys: None,
+    };
+
+    const fn seeded(seed: u32) -> Self {
+        let [a, b, c, d] = seed.to_le_bytes();
+        Self {
+            counter: u16::from_le_bytes([a, c]),
+            // An odd multiplier and an additive key: each step of `next` is a bijection of u16.
+            keys: Some((u16::from_le_bytes([b, d]) | 1, u16::from_le_bytes([d, a]))),
+        }
+    }
+
+    fn next(&mut self) -> u16 {
+        let counter = self.counter;
+        self.counter = self.counter.wrapping_add(1);
+        let Some((multiplier, key)) = self.keys else {
+            return counter;
+        };
+        // xor-shift, odd multiply and add are each invertible on u16, so is their chain.
+        let mut x = counter.wrapping_mul(multiplier).wrapping_add(key);
+        x ^= x >> 7;
+        x = x.wrapping_mul(0x2F6B);
+        x ^= x >> 9;
+        x.wrapping_add(key.rotate_left(5))
     }
 }
 
@@ -1176,8 +1332,8 @@ mod tests {
         assert_eq!(session.poll_timeout(), Some(ms(1100)));
         assert!(session.poll_transmit(&mut [0u8; 260]).is_none());
         session.handle_timeout(ms(1100));
-        // The same transaction id goes out again.
-        assert_eq!(transmit(&mut session), first);
+        // The same request goes out again, under a fresh transaction id.
+        assert_eq!(transmit(&mut session)[2..], first[2..]);
         assert_eq!(session.poll_timeout(), Some(ms(2100)));
         session.handle_timeout(ms(2100));
         // Backoff after attempt 2: 200 ms, capped at 150 ms.
@@ -1538,8 +1694,11 @@ mod tests {
         );
         assert!(session.poll_event().is_none());
         session.handle_timeout(ms(110));
-        transmit(&mut session);
-        session.handle_input(ms(120), &tcp_response(read.0, 1, &[0x03, 0x02, 0x00, 0x09]));
+        let retry = transmit(&mut session);
+        session.handle_input(
+            ms(120),
+            &tcp_response(wire_id(&retry), 1, &[0x03, 0x02, 0x00, 0x09]),
+        );
         assert_eq!(register(&mut session), (read, 9));
     }
 
@@ -1573,7 +1732,7 @@ mod tests {
     #[test]
     fn transaction_ids_skip_outstanding_ones_and_wrap() {
         let mut session = Session::<2>::new(config(Framing::Tcp));
-        session.next_id = u16::MAX;
+        session.ids.counter = u16::MAX;
         assert_eq!(session.start(ms(0), 1, &READ), Ok(TransactionId(u16::MAX)));
         assert_eq!(session.start(ms(0), 1, &READ), Ok(TransactionId(0)));
         assert_eq!(
@@ -1581,9 +1740,141 @@ mod tests {
             Err(ClientError::Busy { outstanding: 2 })
         );
         assert!(session.cancel(TransactionId(0)));
-        session.next_id = u16::MAX;
+        session.ids.counter = u16::MAX;
         // u16::MAX is still outstanding.
         assert_eq!(session.start(ms(0), 1, &READ), Ok(TransactionId(0)));
+    }
+
+    #[test]
+    fn seeded_transaction_ids_are_a_permutation() {
+        for seed in [1, 0xDEAD_BEEF, u32::MAX] {
+            let mut ids = TransactionIds::seeded(seed);
+            let mut seen = std::vec![false; 65_536];
+            let first = ids.next();
+            seen[usize::from(first)] = true;
+            let mut steps_of_one = 0;
+            let mut previous = first;
+            for _ in 1..65_536 {
+                let id = ids.next();
+                assert!(!seen[usize::from(id)], "seed {seed:#x}: {id} came twice");
+                seen[usize::from(id)] = true;
+                steps_of_one += usize::from(id == previous.wrapping_add(1));
+                previous = id;
+            }
+            // Not a counter in disguise: an answer for "the next id" almost never fits.
+            assert!(
+                steps_of_one < 64,
+                "seed {seed:#x}: {steps_of_one} steps of +1"
+            );
+        }
+    }
+
+    /// The MBAP transaction id of an ADU.
+    fn wire_id(adu: &[u8]) -> u16 {
+        u16::from_be_bytes([adu[0], adu[1]])
+    }
+
+    #[test]
+    fn a_retry_goes_out_under_a_fresh_transaction_id_and_the_old_one_is_refused() {
+        let mut session = Session::<4>::new(config(Framing::Tcp));
+        let id = session.start(ms(0), 1, &READ).unwrap();
+        let first = transmit(&mut session);
+        assert_eq!(wire_id(&first), id.0);
+        session.handle_timeout(ms(1000));
+        session.handle_timeout(ms(1100));
+        let retry = transmit(&mut session);
+        assert_ne!(wire_id(&retry), id.0);
+        assert_eq!(first[2..], retry[2..], "the same request otherwise");
+        // The first attempt's answer comes late: refused, the retry's is taken.
+        session.handle_input(ms(1150), &tcp_response(id.0, 1, &[0x03, 0x02, 0xBA, 0xD0]));
+        session.handle_input(
+            ms(1160),
+            &tcp_response(wire_id(&retry), 1, &[0x03, 0x02, 0x00, 0x07]),
+        );
+        assert_eq!(
+            session.poll_event(),
+            Some(Event::Discarded {
+                reason: DiscardReason::UnknownTransaction {
+                    transaction_id: id.0
+                }
+            })
+        );
+        // The event carries the id `start` returned.
+        assert_eq!(register(&mut session), (id, 7));
+    }
+
+    #[test]
+    fn a_frame_begun_before_its_request_was_sent_is_never_its_answer() {
+        // Sequential ids: the next request's id is known in advance. Part of a frame with that
+        // id arrives while the first request waits; the second request goes out; the second's
+        // real answer then completes the early part.
+        let mut session = Session::<4>::new(config(Framing::Tcp));
+        let first = session.start(ms(0), 1, &READ).unwrap();
+        transmit(&mut session);
+        let forged = tcp_response(first.0 + 1, 1, &[0x03, 0x04, 0xEE, 0xEE, 0xEE, 0xEE]);
+        session.handle_input(ms(1), &forged[..9]);
+        assert!(!session.needs_reconnect(), "the first request still waits");
+        let second = session.start(ms(2), 1, &READ).unwrap();
+        assert_eq!(second.0, first.0 + 1);
+        transmit(&mut session);
+        let answer = tcp_response(second.0, 1, &[0x03, 0x02, 0x00, 0x2A]);
+        session.handle_input(ms(3), &answer);
+        let mut events = Vec::new();
+        while let Some(event) = session.poll_event() {
+            events.push(format!("{event:?}"));
+        }
+        assert!(
+            events.iter().any(|e| e.contains("StartedBeforeRequest")),
+            "{events:?}"
+        );
+        assert!(!events.iter().any(|e| e.contains("Response")), "{events:?}");
+    }
+
+    #[test]
+    fn part_of_a_frame_held_at_a_response_deadline_asks_for_a_new_connection() {
+        let mut session = Session::<4>::new(config(Framing::Tcp));
+        let id = session.start(ms(0), 1, &READ).unwrap();
+        transmit(&mut session);
+        let answer = tcp_response(id.0, 1, &[0x03, 0x02, 0x12, 0x34]);
+        session.handle_input(ms(5), &answer[..8]);
+        session.handle_timeout(ms(999));
+        assert!(!session.needs_reconnect());
+        session.handle_timeout(ms(1000));
+        assert!(session.needs_reconnect());
+        assert_eq!(
+            session.poll_event(),
+            Some(Event::Discarded {
+                reason: DiscardReason::Frame(FrameError::Incomplete { len: 8 })
+            })
+        );
+        // The driver reconnects; the read is retried on the new connection and answered.
+        session.handle_disconnect(ms(1001));
+        assert!(!session.needs_reconnect());
+        session.handle_timeout(ms(1100));
+        let retry = transmit(&mut session);
+        session.handle_input(
+            ms(1110),
+            &tcp_response(wire_id(&retry), 1, &[0x03, 0x02, 0x00, 0x05]),
+        );
+        assert_eq!(register(&mut session), (id, 5));
+    }
+
+    #[test]
+    fn part_of_a_frame_nobody_waits_for_asks_for_a_new_connection() {
+        let mut session = Session::<4>::new(config(Framing::Tcp));
+        let id = session.start(ms(0), 1, &READ).unwrap();
+        transmit(&mut session);
+        let mut bytes = tcp_response(id.0, 1, &[0x03, 0x02, 0x00, 0x01]);
+        bytes.extend_from_slice(&[0x00, 0x07, 0x00]);
+        session.handle_input(ms(1), &bytes);
+        assert!(session.needs_reconnect());
+        assert_eq!(
+            session.poll_event(),
+            Some(Event::Discarded {
+                reason: DiscardReason::Frame(FrameError::Incomplete { len: 3 })
+            })
+        );
+        assert_eq!(register(&mut session), (id, 1));
     }
 
     #[test]

@@ -9,8 +9,8 @@
 //! ```
 //!
 //! Several listeners can run at once; all share one data store. `--duration SECONDS` stops the
-//! simulator cleanly after that long; otherwise it runs until Ctrl-C, which stops it just as
-//! cleanly (listeners closed, connection threads joined).
+//! simulator cleanly after that long; otherwise it runs until Ctrl-C or SIGTERM, which stop it
+//! just as cleanly (listeners closed, connection threads joined).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -32,9 +32,20 @@ options:
   --unit N               unit id for RTU, ASCII and RTU over TCP (default 1)
   --baud N               serial baud rate (default 19200)
   --parity even|odd|none serial parity (default even; none uses two stop bits)
-  --max-connections N    simultaneous TCP connections per listener (default 16)
+  --max-connections N    simultaneous TCP connections per listener (default 16); at the cap
+                         the least recently used connection makes room for a newcomer
+  --max-connections-per-address N
+                         simultaneous TCP connections from one peer address (default: no cap)
+  --idle-timeout SECONDS close a TCP connection with no complete request for this long
+                         (default 60)
+  --frame-timeout SECONDS
+                         close a TCP connection whose frame is not complete this long after
+                         its first byte (default 5)
+  --frame-gap SECONDS    RTU over TCP: a pause this long ends a frame attempt (default 0.05)
   --duration SECONDS     stop after this many seconds (default: run until interrupted)
-  --help                 this text";
+  --help                 this text
+
+Ctrl-C (SIGINT), SIGTERM and SIGHUP stop the simulator cleanly.";
 
 /// What the command line asks for.
 #[derive(Debug, Default)]
@@ -47,6 +58,10 @@ struct Options {
     baud: Option<u32>,
     parity: Option<String>,
     max_connections: Option<usize>,
+    max_connections_per_address: Option<usize>,
+    idle_timeout: Option<Duration>,
+    frame_timeout: Option<Duration>,
+    frame_gap: Option<Duration>,
     duration: Option<Duration>,
 }
 
@@ -66,13 +81,13 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>,
             "--baud" => options.baud = Some(number(&flag, &value()?)?),
             "--parity" => options.parity = Some(value()?),
             "--max-connections" => options.max_connections = Some(number(&flag, &value()?)?),
-            "--duration" => {
-                let seconds: f64 = number(&flag, &value()?)?;
-                options.duration = Some(
-                    Duration::try_from_secs_f64(seconds)
-                        .map_err(|_| format!("--duration {seconds} is not a duration"))?,
-                );
+            "--max-connections-per-address" => {
+                options.max_connections_per_address = Some(number(&flag, &value()?)?);
             }
+            "--idle-timeout" => options.idle_timeout = Some(seconds(&flag, &value()?)?),
+            "--frame-timeout" => options.frame_timeout = Some(seconds(&flag, &value()?)?),
+            "--frame-gap" => options.frame_gap = Some(seconds(&flag, &value()?)?),
+            "--duration" => options.duration = Some(seconds(&flag, &value()?)?),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -89,6 +104,12 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>,
 fn number<T: std::str::FromStr>(flag: &str, text: &str) -> Result<T, String> {
     text.parse()
         .map_err(|_| format!("{flag}: {text:?} is not a valid number"))
+}
+
+fn seconds(flag: &str, text: &str) -> Result<Duration, String> {
+    let seconds: f64 = number(flag, text)?;
+    Duration::try_from_secs_f64(seconds)
+        .map_err(|_| format!("{flag}: {seconds} is not a number of seconds"))
 }
 
 fn main() -> ExitCode {
@@ -128,7 +149,18 @@ fn run(options: &Options) -> Result<(), String> {
         ),
     ] {
         for addr in addrs {
-            let config = base.with_max_connections(max_connections);
+            let mut config = base
+                .with_max_connections(max_connections)
+                .with_max_connections_per_address(options.max_connections_per_address);
+            if let Some(timeout) = options.idle_timeout {
+                config = config.with_idle_timeout(timeout);
+            }
+            if let Some(timeout) = options.frame_timeout {
+                config = config.with_frame_timeout(timeout);
+            }
+            if let Some(gap) = options.frame_gap {
+                config = config.with_frame_gap(gap);
+            }
             let server = TcpServer::bind(addr.as_str(), config)
                 .map_err(|error| format!("cannot listen on {addr}: {error}"))?;
             let local = server.local_addr().map_err(|error| error.to_string())?;
@@ -142,13 +174,14 @@ fn run(options: &Options) -> Result<(), String> {
     }
     let serial = serial::start(options, unit, &map)?;
 
-    // Ctrl-C (SIGINT) or the end of --duration stops every listener and joins its threads, so
-    // connections are closed cleanly rather than cut by the process dying.
+    // Ctrl-C (SIGINT), SIGTERM (what service managers and containers send), SIGHUP or the end
+    // of --duration stops every listener and joins its threads, so connections are closed
+    // cleanly rather than cut by the process dying.
     let (stop, stopped) = mpsc::channel();
     ctrlc::set_handler(move || {
         let _ = stop.send(());
     })
-    .map_err(|error| format!("cannot install the Ctrl-C handler: {error}"))?;
+    .map_err(|error| format!("cannot install the signal handler: {error}"))?;
     if let Some(duration) = options.duration {
         let _ = stopped.recv_timeout(duration);
     } else {

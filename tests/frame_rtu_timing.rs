@@ -408,3 +408,44 @@ fn untimed_mode_never_stalls_on_a_full_buffer() {
         Some(&READ_RESPONSE.to_vec())
     );
 }
+
+#[test]
+fn untimed_frame_gap_ends_a_frame_that_garbage_announced_long() {
+    // FC 16 with byte count 0xF0: the oracle waits for 249 bytes. Without a gap limit the
+    // request after it is swallowed; with one, a pause ends the attempt.
+    let garbage = [0x01, 0x10, 0x00, 0x00, 0x00, 0x78, 0xF0, 0x12];
+    for gap in [None, Some(Duration::from_millis(50))] {
+        let config = Config::untimed(Mode::Requests);
+        let mut decoder = Decoder::new(gap.map_or(config, |gap| config.with_frame_gap(gap)));
+        assert!(feed(&mut decoder, at(0), &garbage).is_empty());
+        assert!(!decoder.is_empty());
+        assert_eq!(
+            decoder.poll_timeout(),
+            gap.map(|gap| at(0) + gap),
+            "the gap is a timer"
+        );
+        let out = feed(&mut decoder, at(60_000), &READ_REQUEST);
+        match gap {
+            None => assert!(out.is_empty(), "{out:?}"),
+            Some(_) => assert_eq!(
+                out,
+                [
+                    Err(FrameError::Incomplete { len: garbage.len() }),
+                    Ok(READ_REQUEST.to_vec())
+                ]
+            ),
+        }
+    }
+    // The timer alone ends the attempt too, before any new byte.
+    let mut decoder =
+        Decoder::new(Config::untimed(Mode::Requests).with_frame_gap(Duration::from_millis(50)));
+    feed(&mut decoder, at(0), &garbage);
+    decoder.handle_timeout(at(49_999));
+    assert!(decoder.poll_frame().is_none());
+    decoder.handle_timeout(at(50_000));
+    assert_eq!(
+        decoder.poll_frame().map(|frame| frame.map(|_| ())),
+        Some(Err(FrameError::Incomplete { len: garbage.len() }))
+    );
+    assert!(decoder.is_empty());
+}

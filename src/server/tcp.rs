@@ -4,22 +4,34 @@
 //! accept loop in the calling thread until a [`ShutdownHandle`] asks it to stop, and
 //! [`TcpServer::spawn`] runs it in a background thread. Each accepted connection gets its own
 //! thread, its own streaming decoder and its own [`Server`] session; the [`Service`] behind them
-//! is shared.
+//! is shared. Accepting blocks in the kernel, so a new connection is served at once;
+//! [`ShutdownHandle::shutdown`] wakes it.
 //!
 //! # Resource bounds
 //!
-//! * At most [`Config::max_connections`] connection threads exist at once. A connection
-//!   arriving while all are busy is accepted and closed at once, without reading from it: the
-//!   client sees an orderly close and can retry later. (`modbus-reference.md` §10.5 suggests
-//!   closing the oldest unused connection instead; refusing the newcomer keeps working clients
-//!   working, which matters more for a simulator and a small device.)
-//! * A connection silent for [`Config::idle_timeout`] is closed, whether it is between requests
-//!   or in the middle of one (half a frame then silence). Clients must accept a close from the
-//!   server and reconnect (§10.5).
+//! No peer can keep the server from others, whether it holds connections open, sends one byte
+//! at a time (slowloris), or floods:
+//!
+//! * At most [`Config::max_connections`] connections exist at once. When a newcomer arrives at
+//!   the cap, the connection whose last complete request lies furthest back (or that never
+//!   completed one) is closed to make room, as the TCP implementation guide advises
+//!   (`modbus-reference.md` §10.5): a client that holds a slot without using it loses it, a
+//!   client that is being served does not. [`Config::max_connections_per_address`] caps the
+//!   connections of one peer address the same way, within its own connections, so a single
+//!   host cannot take every slot.
+//! * A connection is closed when no request completed on it for [`Config::idle_timeout`]
+//!   (counted from the last complete request, so a trickle of bytes does not keep it alive),
+//!   and when a frame it began is not complete after [`Config::frame_timeout`]. Clients must
+//!   accept a close from the server and reconnect (§10.5).
 //! * Buffers are fixed: one read buffer, one decoder (260 bytes for MBAP, 256 for RTU) and one
 //!   response buffer per connection (plus, with [`Config::with_coalesced_responses`], one of
-//!   [`COALESCE_LEN`] bytes that gathers responses). A client that does not read its responses blocks its own
-//!   connection thread for at most the idle timeout (the write timeout), then is closed.
+//!   [`COALESCE_LEN`] bytes that gathers responses). A client that does not read its
+//!   responses blocks its own connection thread for at most the idle timeout (the write
+//!   timeout), then is closed.
+//!
+//! The timers are kept by one watcher thread per server, which wakes a few times per timeout
+//! and costs the connections nothing per request: connection threads only count their
+//! requests, and never read the clock for it.
 //!
 //! # Framing
 //!
@@ -29,7 +41,8 @@
 //! 2..=254 closes the connection, since the stream can no longer be framed. With
 //! [`Framing::RtuOverTcp`], raw RTU ADUs (no MBAP header) are cut by the function-code length
 //! rules and checked by CRC (§10.6); frames with a bad CRC or for a foreign unit id are ignored,
-//! as on a serial line.
+//! as on a serial line. A pause of [`Config::frame_gap`] ends a frame attempt, as t3.5 does on
+//! a line: after garbage, the first request sent after a pause is framed afresh.
 //!
 //! # One write per response, or coalesced
 //!
@@ -42,10 +55,13 @@
 //! the rest would lose answers, so it stays off unless asked for. It changes nothing for a
 //! client that sends one request at a time.
 
+use std::collections::BTreeMap;
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::sync::Arc;
+use std::net::{
+    IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs,
+};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 use std::vec::Vec;
@@ -58,13 +74,14 @@ use crate::pdu::MAX_PDU_LEN;
 use crate::session::{self, Reply, Server};
 use crate::time::Instant;
 
-/// How often the accept loop wakes up to look at the shutdown flag and at idle connections.
-const POLL_INTERVAL: Duration = Duration::from_millis(20);
 /// Bytes read from a socket at a time: three maximum-size ADUs, as §10.5 suggests.
 const READ_BUFFER_LEN: usize = 1024;
 /// Keep-alive idle time before the first probe: finds half-open connections after a peer reboot
 /// within minutes rather than the BSD default of two hours.
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+/// Bounds of the watcher's tick: a quarter of the shortest timeout, within these.
+const MIN_TICK: Duration = Duration::from_millis(5);
+const MAX_TICK: Duration = Duration::from_millis(250);
 /// Most bytes of responses gathered before a write when responses are coalesced: sixteen
 /// maximum-size MBAP ADUs (a full pipeline of `NumberMaxOfClientTransaction`, §10.3). More
 /// responses from one read go out in further writes of up to this size.
@@ -90,7 +107,10 @@ pub struct Config {
     framing: Framing,
     session: session::Config,
     max_connections: usize,
+    max_connections_per_address: Option<usize>,
     idle_timeout: Duration,
+    frame_timeout: Duration,
+    frame_gap: Duration,
     coalesce_responses: bool,
 }
 
@@ -105,16 +125,25 @@ impl Config {
     pub const DEFAULT_MAX_CONNECTIONS: usize = 16;
     /// Default idle timeout.
     pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+    /// Default frame timeout: far beyond the milliseconds a frame takes on any working link,
+    /// short enough that a slowloris sender gains little.
+    pub const DEFAULT_FRAME_TIMEOUT: Duration = Duration::from_secs(5);
+    /// Default frame gap for RTU over TCP: far beyond the gaps inside a frame a client's one
+    /// write produces, far below the response timeout a client waits before its next request.
+    pub const DEFAULT_FRAME_GAP: Duration = Duration::from_millis(50);
 
-    /// Modbus TCP, answering every unit id with no broadcast semantics (§10.2), 16 connections,
-    /// 60 s idle timeout.
+    /// Modbus TCP, answering every unit id with no broadcast semantics (§10.2), 16 connections
+    /// (no per-address cap), 60 s idle timeout, 5 s frame timeout.
     #[must_use]
     pub const fn tcp() -> Self {
         Self {
             framing: Framing::Tcp,
             session: session::Config::tcp(),
             max_connections: Self::DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_address: None,
             idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
+            frame_timeout: Self::DEFAULT_FRAME_TIMEOUT,
+            frame_gap: Self::DEFAULT_FRAME_GAP,
             coalesce_responses: false,
         }
     }
@@ -155,10 +184,38 @@ impl Config {
         self
     }
 
-    /// The same configuration closing connections silent for `idle_timeout` (at least 1 ms).
+    /// The same configuration with at most `max` simultaneous connections from one peer
+    /// address (at least 1), or no such cap (`None`, the default). A host at its cap that
+    /// connects again loses its least recently used connection, as at the global cap.
+    #[must_use]
+    pub fn with_max_connections_per_address(mut self, max: Option<usize>) -> Self {
+        self.max_connections_per_address = max.map(|max| max.max(1));
+        self
+    }
+
+    /// The same configuration closing connections on which no request completed for
+    /// `idle_timeout` (at least 1 ms).
     #[must_use]
     pub fn with_idle_timeout(mut self, idle_timeout: Duration) -> Self {
         self.idle_timeout = idle_timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The same configuration closing a connection whose frame, once its first byte arrived,
+    /// is not complete after `frame_timeout` (at least 1 ms).
+    #[must_use]
+    pub fn with_frame_timeout(mut self, frame_timeout: Duration) -> Self {
+        self.frame_timeout = frame_timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The same configuration with another frame gap for RTU over TCP (at least 1 ms): a pause
+    /// this long between bytes ends the frame attempt in progress, so bytes after it start a
+    /// new frame ([`rtu::Config::with_frame_gap`]). Modbus TCP frames by the MBAP length and
+    /// ignores it.
+    #[must_use]
+    pub fn with_frame_gap(mut self, frame_gap: Duration) -> Self {
+        self.frame_gap = frame_gap.max(Duration::from_millis(1));
         self
     }
 
@@ -195,33 +252,135 @@ impl Config {
         self.max_connections
     }
 
-    /// The silence after which a connection is closed.
+    /// The largest number of simultaneous connections from one address, if capped.
+    #[must_use]
+    pub const fn max_connections_per_address(&self) -> Option<usize> {
+        self.max_connections_per_address
+    }
+
+    /// How long a connection may go without a complete request.
     #[must_use]
     pub const fn idle_timeout(&self) -> Duration {
         self.idle_timeout
+    }
+
+    /// How long a frame may take from its first byte to its last.
+    #[must_use]
+    pub const fn frame_timeout(&self) -> Duration {
+        self.frame_timeout
+    }
+
+    /// The pause that ends a frame attempt on RTU over TCP.
+    #[must_use]
+    pub const fn frame_gap(&self) -> Duration {
+        self.frame_gap
+    }
+
+    /// How often the watcher looks at the connections' timers.
+    fn tick(&self) -> Duration {
+        (self.idle_timeout.min(self.frame_timeout) / 4).clamp(MIN_TICK, MAX_TICK)
     }
 }
 
 /// Asks a running [`TcpServer::serve`] loop to stop; cheap to clone and send to other threads.
 ///
-/// After [`shutdown`](Self::shutdown) the accept loop stops accepting within a few tens of
-/// milliseconds, closes every connection, joins every connection thread, and `serve` returns.
-#[derive(Debug, Clone, Default)]
+/// After [`shutdown`](Self::shutdown) the server stops accepting at once, closes every
+/// connection, joins every thread it started, and `serve` returns.
+#[derive(Debug, Clone)]
 pub struct ShutdownHandle {
-    stop: Arc<AtomicBool>,
+    inner: Arc<ShutdownState>,
+}
+
+#[derive(Debug)]
+struct ShutdownState {
+    stop: AtomicBool,
+    /// A handle on the listening socket, to wake the accept call.
+    listener: Option<TcpListener>,
+    /// The address to connect to when shutting the listener down does not wake it.
+    wake_addr: Option<SocketAddr>,
+    /// Wakes the watcher.
+    watcher: Condvar,
+    /// `true` when the watcher was nudged since it last looked (so a nudge between its look
+    /// and its wait is not lost).
+    nudged: Mutex<bool>,
 }
 
 impl ShutdownHandle {
+    fn new(listener: &TcpListener) -> Self {
+        let wake_addr = listener.local_addr().ok().map(|addr| {
+            // A listener on every interface is reached through the loopback one.
+            let ip = match addr.ip() {
+                IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+                ip => ip,
+            };
+            SocketAddr::new(ip, addr.port())
+        });
+        Self {
+            inner: Arc::new(ShutdownState {
+                stop: AtomicBool::new(false),
+                listener: listener.try_clone().ok(),
+                wake_addr,
+                watcher: Condvar::new(),
+                nudged: Mutex::new(false),
+            }),
+        }
+    }
+
     /// Signals the server to stop; returns at once (see [`SpawnedServer::shutdown`] to wait).
     pub fn shutdown(&self) {
-        self.stop.store(true, Ordering::SeqCst);
+        if self.inner.stop.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        // Linux ends a blocked accept when its socket is shut down; elsewhere a connection
+        // from ourselves does it (the accept loop sees the flag and drops it).
+        if let Some(listener) = &self.inner.listener {
+            let _ = SockRef::from(listener).shutdown(Shutdown::Both);
+        }
+        if let Some(addr) = self.inner.wake_addr {
+            let _ = TcpStream::connect_timeout(&addr, Duration::from_millis(100));
+        }
+        self.nudge();
     }
 
     /// `true` once [`shutdown`](Self::shutdown) was called.
     #[must_use]
     pub fn is_shutdown(&self) -> bool {
-        self.stop.load(Ordering::SeqCst)
+        self.inner.stop.load(Ordering::SeqCst)
     }
+
+    /// Sleeps up to `timeout`, or until shutdown.
+    fn wait(&self, timeout: Option<Duration>) {
+        let mut nudged = lock(&self.inner.nudged);
+        if !*nudged && !self.is_shutdown() {
+            // Spurious wake-ups only make the watcher look once more.
+            nudged = match timeout {
+                Some(timeout) => self
+                    .inner
+                    .watcher
+                    .wait_timeout(nudged, timeout)
+                    .map_or_else(|poisoned| poisoned.into_inner().0, |(guard, _)| guard),
+                None => self
+                    .inner
+                    .watcher
+                    .wait(nudged)
+                    .unwrap_or_else(PoisonError::into_inner),
+            };
+        }
+        *nudged = false;
+    }
+
+    /// Wakes the watcher (a first connection arrived, or shutdown).
+    fn nudge(&self) {
+        *lock(&self.inner.nudged) = true;
+        self.inner.watcher.notify_all();
+    }
+}
+
+/// Locks `mutex`, going on with its data if another thread panicked while holding it: every
+/// update under these locks leaves the data consistent.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A bound, not yet serving, Modbus TCP (or RTU over TCP) server.
@@ -269,10 +428,11 @@ impl TcpServer {
         for addr in addr.to_socket_addrs()? {
             match listen(addr) {
                 Ok(listener) => {
+                    let shutdown = ShutdownHandle::new(&listener);
                     return Ok(Self {
                         listener,
                         config,
-                        shutdown: ShutdownHandle::default(),
+                        shutdown,
                     });
                 }
                 Err(error) => last_error = Some(error),
@@ -307,24 +467,37 @@ impl TcpServer {
     /// used; then closes every connection, joins every connection thread, and returns.
     ///
     /// # Errors
-    /// The listening socket cannot be made non-blocking, or accepting fails for a reason other
-    /// than a transient one (interrupted, aborted or reset connection, out of descriptors).
+    /// The watcher thread cannot be started, or accepting fails for a reason other than a
+    /// transient one (interrupted, aborted or reset connection, out of descriptors).
     #[allow(
         clippy::needless_pass_by_value,
         reason = "the server owns its service while it runs, as `spawn` does"
     )]
     pub fn serve<S: Service + ?Sized + 'static>(self, service: Arc<S>) -> io::Result<()> {
-        // A non-blocking accept polled every POLL_INTERVAL lets shutdown be prompt without
-        // waking the listener from another thread (which std cannot do portably).
-        self.listener.set_nonblocking(true)?;
-        let mut connections: Vec<Connection> = Vec::new();
-        let result = self.accept_loop(&service, &mut connections);
-        for connection in &connections {
+        let registry = Arc::new(Registry::default());
+        let watcher = {
+            let registry = Arc::clone(&registry);
+            let shutdown = self.shutdown.clone();
+            let config = self.config;
+            thread::Builder::new()
+                .name("modbus-tcp-watcher".into())
+                .spawn(move || watch(&registry, &shutdown, &config))?
+        };
+        let result = self.accept_loop(&service, &registry);
+        // Stops the watcher too, if the accept loop ended by itself.
+        self.shutdown.shutdown();
+        let _ = watcher.join();
+        let connections = core::mem::take(&mut *lock(&registry.connections));
+        for connection in connections.live.values() {
             // Wakes a thread blocked in read or write at once; it then sees the flag and ends.
-            let _ = connection.stream.shutdown(Shutdown::Both);
+            connection.close();
         }
-        for connection in connections {
-            let _ = connection.thread.join();
+        let live = connections
+            .live
+            .into_values()
+            .map(|connection| connection.thread);
+        for thread in live.chain(connections.closing) {
+            let _ = thread.join();
         }
         result
     }
@@ -352,36 +525,37 @@ impl TcpServer {
     fn accept_loop<S: Service + ?Sized + 'static>(
         &self,
         service: &Arc<S>,
-        connections: &mut Vec<Connection>,
+        registry: &Registry,
     ) -> io::Result<()> {
+        let mut next_id = 0u64;
         while !self.shutdown.is_shutdown() {
-            // Finished connections free their slot before the limit is checked.
-            let (finished, running): (Vec<_>, Vec<_>) = connections
-                .drain(..)
-                .partition(|connection| connection.thread.is_finished());
-            *connections = running;
-            for connection in finished {
-                let _ = connection.thread.join();
-            }
-            close_idle(connections, self.config.idle_timeout);
-            match self.listener.accept() {
-                Ok((stream, _peer)) => {
-                    if connections.len() >= self.config.max_connections {
-                        // Over the limit: an orderly close, nothing read or written.
-                        let _ = stream.shutdown(Shutdown::Both);
-                        continue;
+            let (stream, peer) = match self.listener.accept() {
+                Ok(accepted) => accepted,
+                Err(_) if self.shutdown.is_shutdown() => break,
+                Err(error) if is_transient(&error) => {
+                    if error.raw_os_error().is_some_and(is_descriptor_shortage) {
+                        // Nothing frees a descriptor faster than a short pause does.
+                        thread::sleep(MIN_TICK);
                     }
-                    // A connection that cannot be set up is dropped (closed); the server itself
-                    // is fine.
-                    if let Ok(connection) = self.start_connection(stream, service) {
-                        connections.push(connection);
-                    }
+                    continue;
                 }
-                Err(error) if error.kind() == ErrorKind::WouldBlock => {
-                    thread::sleep(POLL_INTERVAL);
-                }
-                Err(error) if is_transient(&error) => thread::sleep(POLL_INTERVAL),
                 Err(error) => return Err(error),
+            };
+            if self.shutdown.is_shutdown() {
+                break;
+            }
+            let mut connections = lock(&registry.connections);
+            make_room(&mut connections, peer.ip(), &self.config);
+            // A connection that cannot be set up is dropped (closed); the server itself is
+            // fine.
+            if let Ok(connection) = self.start_connection(stream, peer, service) {
+                next_id = next_id.wrapping_add(1);
+                let first = connections.live.is_empty() && connections.closing.is_empty();
+                connections.live.insert(next_id, connection);
+                drop(connections);
+                if first {
+                    self.shutdown.nudge();
+                }
             }
         }
         Ok(())
@@ -390,6 +564,7 @@ impl TcpServer {
     fn start_connection<S: Service + ?Sized + 'static>(
         &self,
         stream: TcpStream,
+        peer: SocketAddr,
         service: &Arc<S>,
     ) -> io::Result<Connection> {
         // The accepted socket may inherit non-blocking mode from the listener on some systems.
@@ -400,14 +575,14 @@ impl TcpServer {
         // Not every platform lets the idle time be set; keep-alive with system defaults is fine.
         let _ = socket.set_tcp_keepalive(&TcpKeepalive::new().with_time(KEEPALIVE_IDLE));
         // No read timeout: a blocking read with a timeout arms a kernel timer on every wait, a
-        // measurable cost per request on a fast link. The accept loop closes idle connections
-        // instead (`close_idle`), and shutdown closes every socket, which wakes its reader.
+        // measurable cost per request on a fast link. The watcher closes connections whose
+        // timers ran out instead, and shutdown closes every socket, which wakes its reader.
         stream.set_write_timeout(Some(self.config.idle_timeout))?;
         let control = stream.try_clone()?;
-        let reads = Arc::new(AtomicU64::new(0));
+        let progress = Arc::new(Progress::new(Instant::now()));
         let worker = ConnectionWorker {
             stream,
-            reads: Arc::clone(&reads),
+            progress: Arc::clone(&progress),
             config: self.config,
             shutdown: self.shutdown.clone(),
             pending: if self.config.coalesce_responses {
@@ -415,6 +590,8 @@ impl TcpServer {
             } else {
                 Vec::new()
             },
+            requests: 0,
+            frame_in_progress: false,
         };
         let service = Arc::clone(service);
         let thread = thread::Builder::new()
@@ -422,10 +599,9 @@ impl TcpServer {
             .spawn(move || worker.run(&*service))?;
         Ok(Connection {
             stream: control,
+            peer: peer.ip(),
             thread,
-            reads,
-            reads_seen: 0,
-            quiet_since: Instant::now(),
+            progress,
         })
     }
 }
@@ -479,54 +655,185 @@ impl Drop for SpawnedServer {
     }
 }
 
-/// A running connection as the accept loop sees it.
+/// What a connection thread tells the watcher and the accept loop: times in [`Instant`]
+/// microseconds, written by that thread alone, read with a clock read per read that completed
+/// a request or began a frame (none for reads that only continue one).
 #[derive(Debug)]
-struct Connection {
-    /// A second handle on the socket, to close it at shutdown or when idle.
-    stream: TcpStream,
-    thread: JoinHandle<()>,
-    /// How many reads returned bytes, counted by the connection's thread. A counter rather
-    /// than a timestamp, so the thread reads no clock per request: the accept loop notices
-    /// when it stops moving.
-    reads: Arc<AtomicU64>,
-    /// `reads` when the accept loop last looked.
-    reads_seen: u64,
-    /// Since when `reads` has not moved.
-    quiet_since: Instant,
+struct Progress {
+    /// When the latest complete request arrived (the accept, before the first).
+    last_request: AtomicU64,
+    /// When the frame in progress began; 0 when none is.
+    frame_started: AtomicU64,
 }
 
-/// Closes the connections that received nothing for `idle_timeout` (a client that sent half a
-/// frame and went quiet included); their threads see the closed socket and end. Called every
-/// [`POLL_INTERVAL`] or so, which is how late a close may come.
-fn close_idle(connections: &mut [Connection], idle_timeout: Duration) {
-    let now = Instant::now();
-    for connection in connections {
-        let reads = connection.reads.load(Ordering::Relaxed);
-        if reads != connection.reads_seen {
-            connection.reads_seen = reads;
-            connection.quiet_since = now;
-        } else if Duration::from(now - connection.quiet_since) >= idle_timeout {
-            let _ = connection.stream.shutdown(Shutdown::Both);
+impl Progress {
+    fn new(accepted: Instant) -> Self {
+        Self {
+            last_request: AtomicU64::new(accepted.as_micros()),
+            frame_started: AtomicU64::new(0),
         }
+    }
+
+    fn last_request(&self) -> Instant {
+        Instant::from_micros(self.last_request.load(Ordering::Relaxed))
+    }
+
+    fn frame_started(&self) -> Option<Instant> {
+        match self.frame_started.load(Ordering::Relaxed) {
+            0 => None,
+            micros => Some(Instant::from_micros(micros)),
+        }
+    }
+}
+
+/// The connections of a server.
+#[derive(Debug, Default)]
+struct Registry {
+    connections: Mutex<Connections>,
+}
+
+#[derive(Debug, Default)]
+struct Connections {
+    /// Running connections, by the order they were accepted.
+    live: BTreeMap<u64, Connection>,
+    /// Threads of connections closed to make room, ending; the watcher joins them.
+    closing: Vec<JoinHandle<()>>,
+}
+
+/// A running connection as the accept loop and the watcher see it.
+#[derive(Debug)]
+struct Connection {
+    /// A second handle on the socket, to close it.
+    stream: TcpStream,
+    peer: IpAddr,
+    thread: JoinHandle<()>,
+    progress: Arc<Progress>,
+}
+
+impl Connection {
+    /// `true` when a timer of `config` ran out at `now`.
+    fn expired(&self, now: Instant, config: &Config) -> bool {
+        let since = |at: Instant| Duration::from(now.saturating_duration_since(at));
+        since(self.progress.last_request()) >= config.idle_timeout
+            || self
+                .progress
+                .frame_started()
+                .is_some_and(|at| since(at) >= config.frame_timeout)
+    }
+
+    fn close(&self) {
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
+}
+
+/// Before a connection from `peer` is added: closes the least recently used connection of
+/// `peer` when it is at its per-address cap, then the least recently used of all when the
+/// server is at its cap (§10.5: "the oldest unused connection").
+fn make_room(connections: &mut Connections, peer: IpAddr, config: &Config) {
+    let evict = |connections: &mut Connections, same_peer: bool| -> bool {
+        let oldest = connections
+            .live
+            .iter()
+            .filter(|(_, connection)| !same_peer || connection.peer == peer)
+            .min_by_key(|(id, connection)| (connection.progress.last_request(), **id))
+            .map(|(id, _)| *id);
+        let Some(connection) = oldest.and_then(|id| connections.live.remove(&id)) else {
+            return false;
+        };
+        connection.close();
+        connections.closing.push(connection.thread);
+        true
+    };
+    if let Some(cap) = config.max_connections_per_address {
+        while connections
+            .live
+            .values()
+            .filter(|connection| connection.peer == peer)
+            .count()
+            >= cap
+        {
+            if !evict(connections, true) {
+                break;
+            }
+        }
+    }
+    while connections.live.len() >= config.max_connections {
+        if !evict(connections, false) {
+            break;
+        }
+    }
+}
+
+/// The watcher: every tick, closes the connections whose idle or frame timer ran out and joins
+/// the threads of those that ended; sleeps without a time limit while there are none.
+fn watch(registry: &Registry, shutdown: &ShutdownHandle, config: &Config) {
+    let tick = config.tick();
+    while !shutdown.is_shutdown() {
+        let now = Instant::now();
+        let (finished, idle) = {
+            let mut connections = lock(&registry.connections);
+            let ended: Vec<u64> = connections
+                .live
+                .iter()
+                .filter_map(|(id, connection)| {
+                    if connection.thread.is_finished() {
+                        return Some(*id);
+                    }
+                    if connection.expired(now, config) {
+                        connection.close();
+                    }
+                    None
+                })
+                .collect();
+            let mut finished: Vec<JoinHandle<()>> = ended
+                .iter()
+                .filter_map(|id| connections.live.remove(id))
+                .map(|connection| connection.thread)
+                .collect();
+            let (done, running): (Vec<_>, Vec<_>) = core::mem::take(&mut connections.closing)
+                .into_iter()
+                .partition(JoinHandle::is_finished);
+            connections.closing = running;
+            finished.extend(done);
+            let idle = connections.live.is_empty() && connections.closing.is_empty();
+            (finished, idle)
+        };
+        for thread in finished {
+            let _ = thread.join();
+        }
+        shutdown.wait((!idle).then_some(tick));
     }
 }
 
 /// The state a connection thread owns.
 struct ConnectionWorker {
     stream: TcpStream,
-    /// Reads that returned bytes; shared with the accept loop, which closes the connection
-    /// once it stops moving for the idle timeout.
-    reads: Arc<AtomicU64>,
+    /// Counters for the watcher, written by this thread alone.
+    progress: Arc<Progress>,
     config: Config,
     shutdown: ShutdownHandle,
     /// Responses gathered for one write (coalesced responses only; at most [`COALESCE_LEN`]).
     pending: Vec<u8>,
+    /// Complete requests received.
+    requests: u64,
+    /// The decoder held part of a frame after the previous read.
+    frame_in_progress: bool,
 }
 
 /// The framing state of one connection.
 enum StreamDecoder {
     Tcp(tcp::Decoder),
     Rtu(rtu::Decoder),
+}
+
+impl StreamDecoder {
+    /// `true` when part of a frame is held.
+    fn holds_partial(&self) -> bool {
+        match self {
+            Self::Tcp(decoder) => !decoder.is_empty() && !decoder.is_broken(),
+            Self::Rtu(decoder) => !decoder.is_empty(),
+        }
+    }
 }
 
 /// What a connection does after handling some bytes.
@@ -541,9 +848,10 @@ impl ConnectionWorker {
         let mut server = Server::new(self.config.session);
         let mut decoder = match self.config.framing {
             Framing::Tcp => StreamDecoder::Tcp(tcp::Decoder::new()),
-            Framing::RtuOverTcp => {
-                StreamDecoder::Rtu(rtu::Decoder::new(rtu::Config::untimed(rtu::Mode::Requests)))
-            }
+            Framing::RtuOverTcp => StreamDecoder::Rtu(rtu::Decoder::new(
+                rtu::Config::untimed(rtu::Mode::Requests)
+                    .with_frame_gap(self.config.frame_gap.into()),
+            )),
             // `TcpServer::bind` refuses serial-line framings; close rather than guess.
             Framing::Rtu | Framing::Ascii => {
                 let _ = self.stream.shutdown(Shutdown::Both);
@@ -557,9 +865,7 @@ impl ConnectionWorker {
             match self.stream.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => {
-                    // Only this thread writes the counter: a plain store, no atomic increment.
-                    let reads = self.reads.load(Ordering::Relaxed).wrapping_add(1);
-                    self.reads.store(reads, Ordering::Relaxed);
+                    let requests_before = self.requests;
                     let bytes = buf.get(..n).unwrap_or_default();
                     let next = match &mut decoder {
                         StreamDecoder::Tcp(decoder) => {
@@ -569,6 +875,7 @@ impl ConnectionWorker {
                             self.handle_rtu(decoder, &mut server, service, bytes)
                         }
                     };
+                    self.publish(requests_before, &decoder);
                     // Answers gathered before a broken frame still go out, as they would have
                     // one by one.
                     if self.flush().is_err() || next == Next::Close {
@@ -580,6 +887,26 @@ impl ConnectionWorker {
             }
         }
         let _ = self.stream.shutdown(Shutdown::Both);
+    }
+
+    /// Tells the watcher what the last read did: completed a request (`requests` moved on from
+    /// `requests_before`), began a frame, or ended one.
+    fn publish(&mut self, requests_before: u64, decoder: &StreamDecoder) {
+        let completed = self.requests != requests_before;
+        let partial = decoder.holds_partial();
+        if completed || (partial && !self.frame_in_progress) {
+            let now = Instant::now().as_micros().max(1);
+            if completed {
+                self.progress.last_request.store(now, Ordering::Relaxed);
+            }
+            let started = if partial { now } else { 0 };
+            self.progress
+                .frame_started
+                .store(started, Ordering::Relaxed);
+        } else if !partial && self.frame_in_progress {
+            self.progress.frame_started.store(0, Ordering::Relaxed);
+        }
+        self.frame_in_progress = partial;
     }
 
     /// Writes one response ADU, or with coalesced responses adds it to those waiting for
@@ -659,6 +986,7 @@ impl ConnectionWorker {
         adu: &tcp::Adu<'_>,
         adu_out: &mut [u8; tcp::MAX_ADU_LEN],
     ) -> Next {
+        self.requests = self.requests.wrapping_add(1);
         let pdu_out = adu_out.get_mut(tcp::HEADER_LEN..).unwrap_or_default();
         let Reply::Send(len) = service.respond(server, adu.unit_id(), adu.pdu(), pdu_out) else {
             return Next::Continue;
@@ -690,6 +1018,7 @@ impl ConnectionWorker {
                 delivered = true;
                 match frame {
                     Ok(adu) => {
+                        self.requests = self.requests.wrapping_add(1);
                         server.note_frame_received();
                         let unit_id = adu.unit_id();
                         let reply = service.respond(server, unit_id, adu.pdu(), &mut pdu_out);

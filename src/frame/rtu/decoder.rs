@@ -25,7 +25,7 @@
 use super::{Adu, FrameLength, LengthRules, MAX_ADU_LEN, MIN_ADU_LEN, Timing, frame_len, parse};
 use crate::error::FrameError;
 use crate::frame::{Counters, Role, Status};
-use crate::time::Instant;
+use crate::time::{Duration, Instant};
 
 /// Which frames a [`Decoder`] expects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +45,8 @@ pub enum Mode {
 pub struct Config {
     mode: Mode,
     timing: Option<Timing>,
+    /// Untimed streams: a pause this long between bytes ends the frame attempt in progress.
+    frame_gap: Option<Duration>,
     rules: LengthRules,
 }
 
@@ -73,6 +75,7 @@ impl Config {
         Self {
             mode,
             timing: Some(timing),
+            frame_gap: None,
             rules: LengthRules::new(),
         }
     }
@@ -84,8 +87,27 @@ impl Config {
         Self {
             mode,
             timing: None,
+            frame_gap: None,
             rules: LengthRules::new(),
         }
+    }
+
+    /// An untimed stream (RTU over TCP) on which a pause of at least `gap` between two bytes
+    /// ends the frame attempt in progress: the bytes held are dropped (reported as
+    /// [`FrameError::Incomplete`]) and the next byte starts a new frame. Without it, garbage
+    /// whose first bytes announce a long frame holds every byte after it until that length is
+    /// reached, and requests sent meanwhile are lost. No effect with line timing, where t3.5
+    /// does this.
+    #[must_use]
+    pub const fn with_frame_gap(mut self, gap: Duration) -> Self {
+        self.frame_gap = Some(gap);
+        self
+    }
+
+    /// The pause that ends a frame attempt on an untimed stream, if set.
+    #[must_use]
+    pub const fn frame_gap(&self) -> Option<Duration> {
+        self.frame_gap
     }
 
     /// The same configuration with custom length rules.
@@ -197,6 +219,13 @@ impl Decoder {
         self.counters
     }
 
+    /// `true` when no byte of an undelivered frame (nor a frame or error waiting to be
+    /// polled) is held.
+    #[must_use]
+    pub const fn is_empty(&self) -> bool {
+        self.len <= self.consume && self.frame_bytes == 0 && matches!(self.pending, Pending::None)
+    }
+
     /// The direction the next frame is expected in (alternates in [`Mode::Monitor`]).
     #[must_use]
     pub const fn expected_role(&self) -> Role {
@@ -252,22 +281,44 @@ impl Decoder {
         }
     }
 
-    /// When [`handle_timeout`](Self::handle_timeout) should be called: t3.5 after the last byte
-    /// of a frame in progress. `None` without timing, when idle, or while a frame waits.
+    /// When [`handle_timeout`](Self::handle_timeout) should be called: t3.5 (or, untimed, the
+    /// [frame gap](Config::with_frame_gap)) after the last byte of a frame in progress. `None`
+    /// without either, when idle, or while a frame waits.
     #[must_use]
     #[allow(clippy::arithmetic_side_effects)] // `Instant + Duration` saturates, never overflows.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let timing = self.config.timing?;
-        if self.frame_bytes == 0 || self.pending != Pending::None {
+        if self.pending != Pending::None {
+            return None;
+        }
+        let Some(timing) = self.config.timing else {
+            let gap = self.config.frame_gap?;
+            if self.len == 0 {
+                return None;
+            }
+            return Some(self.last_byte? + gap);
+        };
+        if self.frame_bytes == 0 {
             return None;
         }
         Some(self.last_byte? + timing.t3_5())
     }
 
-    /// Ends the frame in progress if the line has been silent for t3.5 at `now`.
+    /// Ends the frame in progress if the line has been silent for t3.5 (untimed: the frame
+    /// gap) at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.settle();
-        let (Some(timing), Some(last)) = (self.config.timing, self.last_byte) else {
+        let Some(last) = self.last_byte else {
+            return;
+        };
+        let Some(timing) = self.config.timing else {
+            if let Some(gap) = self.config.frame_gap {
+                if self.pending == Pending::None
+                    && self.len > 0
+                    && now.saturating_duration_since(last) >= gap
+                {
+                    self.drop_stale_untimed();
+                }
+            }
             return;
         };
         if self.pending == Pending::None
@@ -289,6 +340,14 @@ impl Decoder {
     }
 
     fn push_untimed(&mut self, now: Instant, bytes: &[u8]) -> usize {
+        if let (Some(gap), Some(last)) = (self.config.frame_gap, self.last_byte) {
+            if self.len > 0 && now.saturating_duration_since(last) >= gap {
+                self.drop_stale_untimed();
+                if self.pending != Pending::None {
+                    return 0;
+                }
+            }
+        }
         let free = MAX_ADU_LEN.saturating_sub(self.len);
         let take = free.min(bytes.len());
         if let (Some(dst), Some(src)) = (
@@ -300,6 +359,19 @@ impl Decoder {
             self.last_byte = Some(now);
         }
         take
+    }
+
+    /// Untimed with a frame gap: the pause is over, so the bytes held will never complete a
+    /// frame. They are dropped and reported once (unless a run of garbage was reported already).
+    fn drop_stale_untimed(&mut self) {
+        let error = FrameError::Incomplete { len: self.len };
+        self.len = 0;
+        if self.resyncing {
+            self.resyncing = false;
+        } else {
+            self.counters.count_error(error);
+            self.pending = Pending::Error(error);
+        }
     }
 
     /// Untimed: cut the next frame from the buffer, dropping invalid bytes one at a time.

@@ -115,7 +115,7 @@ fn main() -> Result<(), Box<dyn Error>> {
 
         // Sleep until the next device is due (bounded: ROUNDS rounds in all).
         if let Some(next) = manager.next_due().filter(|_| round + 1 < ROUNDS) {
-            std::thread::sleep((next - Instant::now()).into());
+            std::thread::sleep(next - Instant::now());
         }
     }
     first.shutdown()?;

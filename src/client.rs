@@ -315,7 +315,7 @@ impl<T: Transport> Client<T> {
     /// Sets how long to wait for each response.
     pub fn set_response_timeout(&mut self, timeout: Duration) {
         let config = Config {
-            response_timeout: timeout.into(),
+            response_timeout: timeout,
             ..*self.session.config()
         };
         self.session.set_config(config);
@@ -324,7 +324,7 @@ impl<T: Transport> Client<T> {
     /// Sets how long a broadcast occupies the line.
     pub fn set_turnaround_delay(&mut self, delay: Duration) {
         let config = Config {
-            turnaround_delay: delay.into(),
+            turnaround_delay: delay,
             ..*self.session.config()
         };
         self.session.set_config(config);

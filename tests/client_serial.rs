@@ -146,8 +146,8 @@ fn rtu_corrupted_answer_is_ignored_and_the_read_retried() {
     store.write_holding_registers(0, &[12]).unwrap();
     client.set_retry_policy(RetryPolicy {
         max_attempts: 3,
-        initial_backoff: modbus_stack::time::Duration::from_millis(10),
-        max_backoff: modbus_stack::time::Duration::from_millis(10),
+        initial_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(10),
         retry_writes: false,
     });
     assert_eq!(client.read_holding_registers(1, 0, 1).unwrap(), [12]);

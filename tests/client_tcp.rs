@@ -349,8 +349,8 @@ fn silent_server_times_out() {
     client.set_response_timeout(Duration::from_millis(50));
     client.set_retry_policy(RetryPolicy {
         max_attempts: 2,
-        initial_backoff: Duration::from_millis(10).into(),
-        max_backoff: Duration::from_millis(10).into(),
+        initial_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(10),
         retry_writes: false,
     });
     assert!(matches!(
@@ -458,8 +458,8 @@ fn close_on_timeout_retries_over_a_new_connection() {
     store.write_holding_registers(0, &[77]).unwrap();
     let retry = RetryPolicy {
         max_attempts: 2,
-        initial_backoff: Duration::from_millis(10).into(),
-        max_backoff: Duration::from_millis(10).into(),
+        initial_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(10),
         retry_writes: false,
     };
     // Kept open, the silent connection times the retry out as well.
@@ -500,8 +500,8 @@ fn close_on_timeout_times_out_a_silent_server_at_each_deadline() {
     client.set_response_timeout(Duration::from_millis(50));
     client.set_retry_policy(RetryPolicy {
         max_attempts: 2,
-        initial_backoff: Duration::from_millis(10).into(),
-        max_backoff: Duration::from_millis(10).into(),
+        initial_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(10),
         retry_writes: false,
     });
     let begin = std::time::Instant::now();

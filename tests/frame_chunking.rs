@@ -4,8 +4,9 @@
 use modbus_stack::FrameError;
 use modbus_stack::frame::rtu::{self, Config, Decoder, Mode, Parity, StopBits, Timing};
 use modbus_stack::frame::{ascii, tcp};
-use modbus_stack::time::{Duration, Instant};
+use modbus_stack::time::Instant;
 use proptest::prelude::*;
+use std::time::Duration;
 
 /// A request PDU whose length the RTU oracle knows.
 fn request_pdu() -> impl Strategy<Value = Vec<u8>> {

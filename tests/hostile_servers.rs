@@ -168,8 +168,8 @@ fn fast_client(addr: SocketAddr) -> Client<TcpTransport> {
     client.set_response_timeout(Duration::from_millis(200));
     client.set_retry_policy(RetryPolicy {
         max_attempts: 2,
-        initial_backoff: modbus_stack::time::Duration::from_millis(20),
-        max_backoff: modbus_stack::time::Duration::from_millis(20),
+        initial_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(20),
         retry_writes: false,
     });
     client

@@ -471,7 +471,7 @@ fn manager_keeps_polling_when_a_device_dies() {
 
     // The test's own clock: only the order of instants matters.
     let start = Instant::now();
-    let tick = |n: u64| start + modbus_stack::time::Duration::from_secs(n);
+    let tick = |n: u64| start + Duration::from_secs(n);
     assert_eq!(manager.poll_due(tick(0)), 2);
     for device in ["first", "second"] {
         assert_eq!(

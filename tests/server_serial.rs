@@ -17,8 +17,8 @@ use modbus_stack::frame::rtu::{Parity, StopBits, Timing};
 use modbus_stack::pdu::DiagnosticCounter;
 use modbus_stack::server::serial::SerialServer;
 use modbus_stack::sim;
-use modbus_stack::time::Duration;
 use serialport::{SerialPort, TTYPort};
+use std::time::Duration;
 use support::{crc16_modbus, hex};
 
 /// A pause longer than the test line's t3.5, so the next frame starts on an idle line.

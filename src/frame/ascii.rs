@@ -25,7 +25,8 @@ use crate::error::{DecodeError, EncodeError, FrameError};
 use crate::frame::Counters;
 use crate::frame::check::{lrc, verify_lrc};
 use crate::pdu::MAX_PDU_LEN;
-use crate::time::{Duration, Instant};
+use crate::time::Instant;
+use core::time::Duration;
 
 /// The character that starts a frame.
 pub const START: u8 = b':';
@@ -318,8 +319,8 @@ impl Decoder {
                 let gap = now.saturating_duration_since(last);
                 if gap > self.config.char_timeout {
                     self.fail(FrameError::InterCharacterGap {
-                        gap_micros: gap.as_micros(),
-                        limit_micros: self.config.char_timeout.as_micros(),
+                        gap_micros: crate::time::micros(gap),
+                        limit_micros: crate::time::micros(self.config.char_timeout),
                     });
                     return 0;
                 }
@@ -373,8 +374,8 @@ impl Decoder {
             let gap = now.saturating_duration_since(last);
             if gap > self.config.char_timeout {
                 self.fail(FrameError::InterCharacterGap {
-                    gap_micros: gap.as_micros(),
-                    limit_micros: self.config.char_timeout.as_micros(),
+                    gap_micros: crate::time::micros(gap),
+                    limit_micros: crate::time::micros(self.config.char_timeout),
                 });
             }
         }

@@ -15,12 +15,13 @@ use super::plan::{PlanConfig, PlanError, PlannedRead, ReadData, ReadPlan, Readin
 use crate::client::{self, Client};
 use crate::error::DecodeError;
 use crate::pdu::{MAX_READ_BITS, MAX_READ_REGISTERS, MAX_WRITE_REGISTERS, Request, Response};
-use crate::time::{Duration, Instant};
+use crate::time::Instant;
 use crate::transport::Transport;
+use core::time::Duration;
 
 /// Longest a failing device waits between polls unless [`DeviceManager::set_max_backoff`] says
 /// otherwise.
-pub const DEFAULT_MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(60);
+pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// Why a read, a write or a poll failed.
 #[derive(Debug, thiserror::Error)]
@@ -342,7 +343,7 @@ impl<'m, T: Transport> Device<'m, T> {
             health.consecutive_failures = health.consecutive_failures.saturating_add(1);
             // Doubling per failure: a dead device costs its timeouts ever more rarely, so it
             // holds up the devices polled after it less and less, down to once per max_backoff.
-            let factor = 1u64 << health.consecutive_failures.min(20);
+            let factor = 1u32 << health.consecutive_failures.min(20);
             self.interval
                 .saturating_mul(factor)
                 .min(max_backoff.max(self.interval))
@@ -397,14 +398,14 @@ impl<'m, T: Transport> DeviceManager<'m, T> {
     pub fn new() -> Self {
         Self {
             devices: Vec::new(),
-            max_backoff: DEFAULT_MAX_BACKOFF.into(),
+            max_backoff: DEFAULT_MAX_BACKOFF,
         }
     }
 
     /// Sets the longest wait between polls of a failing device (never shorter than its
     /// interval).
-    pub fn set_max_backoff(&mut self, max_backoff: std::time::Duration) {
-        self.max_backoff = max_backoff.into();
+    pub fn set_max_backoff(&mut self, max_backoff: Duration) {
+        self.max_backoff = max_backoff;
     }
 
     /// Adds a device polled every `interval` through `client`, and plans its map. It is due at
@@ -419,7 +420,7 @@ impl<'m, T: Transport> DeviceManager<'m, T> {
         client: Client<T>,
         map: &'m PointMap,
         config: &PlanConfig,
-        interval: std::time::Duration,
+        interval: Duration,
     ) -> Result<(), PollError> {
         let name = name.into();
         if self.device(&name).is_some() {
@@ -430,7 +431,7 @@ impl<'m, T: Transport> DeviceManager<'m, T> {
             name,
             client,
             plan,
-            interval: interval.into(),
+            interval,
             pipelined: false,
             values: BTreeMap::new(),
             health: DeviceHealth {

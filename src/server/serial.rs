@@ -162,7 +162,7 @@ impl SerialServer {
             // a frame that ends by silence is answered promptly; otherwise at the poll interval.
             let wanted = self.poll_timeout().map_or(POLL_INTERVAL, |deadline| {
                 let wait = deadline.saturating_duration_since(Instant::now());
-                StdDuration::from(wait).clamp(StdDuration::from_millis(1), POLL_INTERVAL)
+                wait.clamp(StdDuration::from_millis(1), POLL_INTERVAL)
             });
             if wanted != timeout {
                 timeout = wanted;
@@ -284,7 +284,7 @@ impl SerialServer {
             if let Some(len) = len {
                 if let Some(deadline) = wait_until {
                     let wait = deadline.saturating_duration_since(Instant::now());
-                    std::thread::sleep(StdDuration::from(wait));
+                    std::thread::sleep(wait);
                 }
                 port.write_all(frame_out.get(..len).unwrap_or_default())?;
                 port.flush()?;

@@ -590,7 +590,7 @@ impl TcpServer {
             } else {
                 Vec::new()
             },
-            requests: 0,
+            stamped: None,
             frame_in_progress: false,
         };
         let service = Arc::clone(service);
@@ -713,7 +713,7 @@ struct Connection {
 impl Connection {
     /// `true` when a timer of `config` ran out at `now`.
     fn expired(&self, now: Instant, config: &Config) -> bool {
-        let since = |at: Instant| Duration::from(now.saturating_duration_since(at));
+        let since = |at: Instant| now.saturating_duration_since(at);
         since(self.progress.last_request()) >= config.idle_timeout
             || self
                 .progress
@@ -814,8 +814,8 @@ struct ConnectionWorker {
     shutdown: ShutdownHandle,
     /// Responses gathered for one write (coalesced responses only; at most [`COALESCE_LEN`]).
     pending: Vec<u8>,
-    /// Complete requests received.
-    requests: u64,
+    /// When the current read's first complete request was stamped, if it had one.
+    stamped: Option<u64>,
     /// The decoder held part of a frame after the previous read.
     frame_in_progress: bool,
 }
@@ -849,8 +849,7 @@ impl ConnectionWorker {
         let mut decoder = match self.config.framing {
             Framing::Tcp => StreamDecoder::Tcp(tcp::Decoder::new()),
             Framing::RtuOverTcp => StreamDecoder::Rtu(rtu::Decoder::new(
-                rtu::Config::untimed(rtu::Mode::Requests)
-                    .with_frame_gap(self.config.frame_gap.into()),
+                rtu::Config::untimed(rtu::Mode::Requests).with_frame_gap(self.config.frame_gap),
             )),
             // `TcpServer::bind` refuses serial-line framings; close rather than guess.
             Framing::Rtu | Framing::Ascii => {
@@ -865,7 +864,6 @@ impl ConnectionWorker {
             match self.stream.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => {
-                    let requests_before = self.requests;
                     let bytes = buf.get(..n).unwrap_or_default();
                     let next = match &mut decoder {
                         StreamDecoder::Tcp(decoder) => {
@@ -875,7 +873,7 @@ impl ConnectionWorker {
                             self.handle_rtu(decoder, &mut server, service, bytes)
                         }
                     };
-                    self.publish(requests_before, &decoder);
+                    self.publish(&decoder);
                     // Answers gathered before a broken frame still go out, as they would have
                     // one by one.
                     if self.flush().is_err() || next == Next::Close {
@@ -889,20 +887,25 @@ impl ConnectionWorker {
         let _ = self.stream.shutdown(Shutdown::Both);
     }
 
-    /// Tells the watcher what the last read did: completed a request (`requests` moved on from
-    /// `requests_before`), began a frame, or ended one.
-    fn publish(&mut self, requests_before: u64, decoder: &StreamDecoder) {
-        let completed = self.requests != requests_before;
-        let partial = decoder.holds_partial();
-        if completed || (partial && !self.frame_in_progress) {
+    /// A complete request arrived: stamps it for the watcher and the accept loop before it is
+    /// answered, so that a client which got its answer is never taken for the least recently
+    /// used one. One clock read per read, however many requests it held.
+    fn note_request(&mut self) {
+        if self.stamped.is_none() {
             let now = Instant::now().as_micros().max(1);
-            if completed {
-                self.progress.last_request.store(now, Ordering::Relaxed);
-            }
-            let started = if partial { now } else { 0 };
-            self.progress
-                .frame_started
-                .store(started, Ordering::Relaxed);
+            self.progress.last_request.store(now, Ordering::Relaxed);
+            self.stamped = Some(now);
+        }
+    }
+
+    /// Tells the watcher whether the last read left a frame begun (and since when).
+    fn publish(&mut self, decoder: &StreamDecoder) {
+        let partial = decoder.holds_partial();
+        let stamped = self.stamped.take();
+        if partial && (stamped.is_some() || !self.frame_in_progress) {
+            // A frame begun after the requests of this read, or the first bytes of one.
+            let now = stamped.unwrap_or_else(|| Instant::now().as_micros().max(1));
+            self.progress.frame_started.store(now, Ordering::Relaxed);
         } else if !partial && self.frame_in_progress {
             self.progress.frame_started.store(0, Ordering::Relaxed);
         }
@@ -986,7 +989,7 @@ impl ConnectionWorker {
         adu: &tcp::Adu<'_>,
         adu_out: &mut [u8; tcp::MAX_ADU_LEN],
     ) -> Next {
-        self.requests = self.requests.wrapping_add(1);
+        self.note_request();
         let pdu_out = adu_out.get_mut(tcp::HEADER_LEN..).unwrap_or_default();
         let Reply::Send(len) = service.respond(server, adu.unit_id(), adu.pdu(), pdu_out) else {
             return Next::Continue;
@@ -1018,7 +1021,7 @@ impl ConnectionWorker {
                 delivered = true;
                 match frame {
                     Ok(adu) => {
-                        self.requests = self.requests.wrapping_add(1);
+                        self.note_request();
                         server.note_frame_received();
                         let unit_id = adu.unit_id();
                         let reply = service.respond(server, unit_id, adu.pdu(), &mut pdu_out);

@@ -29,7 +29,8 @@ use core::fmt;
 use crate::error::{DecodeError, EncodeError, FrameError};
 use crate::frame::{Framing, ascii, rtu, tcp};
 use crate::pdu::{FunctionCode, MAX_PDU_LEN, Request, Response};
-use crate::time::{Duration, Instant};
+use crate::time::Instant;
+use core::time::Duration;
 
 /// Unit id of a broadcast on a serial line (and on RTU over TCP, which carries serial ADUs).
 pub const BROADCAST_UNIT_ID: u8 = 0;
@@ -80,7 +81,7 @@ impl RetryPolicy {
     ///
     /// ```
     /// use modbus_stack::session::client::RetryPolicy;
-    /// use modbus_stack::time::Duration;
+    /// use std::time::Duration;
     /// let policy = RetryPolicy {
     ///     max_attempts: 5,
     ///     initial_backoff: Duration::from_millis(100),
@@ -93,8 +94,8 @@ impl RetryPolicy {
     /// ```
     #[must_use]
     pub fn backoff(&self, attempt: u32) -> Duration {
-        let exponent = attempt.saturating_sub(1).min(63);
-        let factor = 1u64.checked_shl(exponent).unwrap_or(u64::MAX);
+        let exponent = attempt.saturating_sub(1).min(31);
+        let factor = 1u32.checked_shl(exponent).unwrap_or(u32::MAX);
         self.initial_backoff
             .saturating_mul(factor)
             .min(self.max_backoff)

@@ -88,7 +88,7 @@ pub(crate) fn remaining(
     if now >= deadline {
         return None;
     }
-    Some(std::time::Duration::from(deadline - now).max(min))
+    Some((deadline - now).max(min))
 }
 
 /// A boxed transport is a transport, so one [`Client`](crate::client::Client) type (and one

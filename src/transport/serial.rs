@@ -36,7 +36,7 @@ pub struct SerialConfig {
     pub stop_bits: StopBits,
     /// Extra allowance added to t1.5 and t3.5 for USB adapters that deliver bytes in bursts
     /// (see [`Timing::with_burst_tolerance`]).
-    pub burst_tolerance: crate::time::Duration,
+    pub burst_tolerance: Duration,
 }
 
 impl SerialConfig {
@@ -48,7 +48,7 @@ impl SerialConfig {
             data_bits: 8,
             parity: Parity::Even,
             stop_bits: StopBits::One,
-            burst_tolerance: crate::time::Duration::ZERO,
+            burst_tolerance: Duration::ZERO,
         }
     }
 
@@ -159,7 +159,7 @@ impl SerialTransport {
             let quiet_at = last + self.config.timing().t3_5();
             let now = Instant::now();
             if now < quiet_at {
-                std::thread::sleep((quiet_at - now).into());
+                std::thread::sleep(quiet_at - now);
             }
         }
     }

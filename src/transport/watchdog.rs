@@ -208,13 +208,13 @@ mod tests {
 
         // Data already there: the read returns at once and the watch ends cleanly.
         std::io::Write::write_all(&mut server, b"ping").unwrap();
-        watch.arm(Instant::now() + crate::time::Duration::from_millis(10_000));
+        watch.arm(Instant::now() + Duration::from_secs(10));
         assert_eq!(client.read(&mut buf).unwrap(), 4);
         assert!(watch.disarm());
 
         // Nothing comes: the watchdog ends the read at its deadline.
         let begin = Instant::now();
-        let deadline = begin + crate::time::Duration::from_millis(50);
+        let deadline = begin + Duration::from_millis(50);
         watch.arm(deadline);
         let read = client.read(&mut buf);
         assert!(Instant::now() >= deadline);
@@ -240,7 +240,7 @@ mod tests {
                 // The last one has a far deadline and gets data: it must not be shut down.
                 let millis = if i == 3 { 60_000 } else { 40 * (3 - i as u64) };
                 std::thread::spawn(move || {
-                    let deadline = begin + crate::time::Duration::from_millis(millis);
+                    let deadline = begin + Duration::from_millis(millis);
                     watch.arm(deadline);
                     if i == 3 {
                         std::io::Write::write_all(&mut &server, b"late").unwrap();

@@ -25,7 +25,8 @@
 use super::{Adu, FrameLength, LengthRules, MAX_ADU_LEN, MIN_ADU_LEN, Timing, frame_len, parse};
 use crate::error::FrameError;
 use crate::frame::{Counters, Role, Status};
-use crate::time::{Duration, Instant};
+use crate::time::Instant;
+use core::time::Duration;
 
 /// Which frames a [`Decoder`] expects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -428,8 +429,8 @@ impl Decoder {
                     // "a gap > 1.5 character times makes the frame incomplete → discard it",
                     // reported when the frame ends so its remaining bytes are not a new frame.
                     self.broken = Some(FrameError::InterCharacterGap {
-                        gap_micros: gap.as_micros(),
-                        limit_micros: timing.t1_5().as_micros(),
+                        gap_micros: crate::time::micros(gap),
+                        limit_micros: crate::time::micros(timing.t1_5()),
                     });
                 }
             }

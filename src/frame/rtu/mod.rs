@@ -26,7 +26,7 @@ use crate::error::{DecodeError, EncodeError, FrameError};
 use crate::frame::check::{RunningCrc, crc16, crc16_from_trailer, crc16_trailer, verify_crc16};
 use crate::frame::{Needed, Role, Status};
 use crate::pdu::MAX_PDU_LEN;
-use crate::time::Duration;
+use core::time::Duration;
 
 /// Largest RTU ADU: address, 253-byte PDU, two CRC bytes.
 pub const MAX_ADU_LEN: usize = 256;
@@ -545,7 +545,7 @@ pub enum StopBits {
 ///
 /// ```
 /// use modbus_stack::frame::rtu::{Parity, StopBits, Timing};
-/// use modbus_stack::time::Duration;
+/// use std::time::Duration;
 /// let t = Timing::for_line(9600, Parity::Even, StopBits::One);
 /// assert_eq!(t.t3_5(), Duration::from_micros(4011));
 /// let fast = Timing::for_line(115_200, Parity::Even, StopBits::One);

@@ -103,7 +103,7 @@ fn tcp_decode(c: &mut Criterion) {
     group.bench_function("decoder", |b| {
         let mut decoder = tcp::Decoder::new();
         b.iter(|| {
-            decoder.push(black_box(adu));
+            decoder.push(Instant::ZERO, black_box(adu));
             decoder.poll_frame().unwrap().unwrap().pdu().len()
         });
     });

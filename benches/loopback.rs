@@ -4,7 +4,7 @@
 //! * `loopback/sequential/{read10,read125}`: one request, one response, repeat (FC 03 of 10 and
 //!   125 holding registers: a 12-byte request, a 29- or 259-byte response).
 //! * `loopback/sequential-close/{read10,read125}`: the same with the client's
-//!   `TcpConfig::close_on_timeout` on, whose response wait arms no kernel timer per read.
+//!   `tcp::Config::close_on_timeout` on, whose response wait arms no kernel timer per read.
 //! * `loopback/floor/{read10,read125}`: the same frame sizes between two plain `std` sockets
 //!   (`TCP_NODELAY` on both sides); a thread answers every fixed 12-byte request with a fixed
 //!   response, with no Modbus code on either side. This is what the kernel and the thread
@@ -13,7 +13,7 @@
 //!   flight; throughput counts requests, so criterion prints requests/s for every case.
 //! * `loopback/pipelined/read10x16-coalesced`: the same with both opt-ins for write coalescing
 //!   on: the client writes the requests it has ready in one `send`
-//!   (`TcpConfig::coalesce_requests`) and the server answers all ADUs of one read in one write
+//!   (`tcp::Config::coalesce_requests`) and the server answers all ADUs of one read in one write
 //!   (`Config::with_coalesced_responses`). Off is the default (§10.3: one ADU per segment).
 //! * `loopback/floor/read10x16`: the raw floor for 16 requests in flight, for reference.
 //!
@@ -35,7 +35,6 @@
 use std::hint::black_box;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -44,7 +43,7 @@ use modbus_stack::client::{Client, MAX_PIPELINE};
 use modbus_stack::pdu::{Request, Response};
 use modbus_stack::server::tcp::{Config, SpawnedServer, TcpServer};
 use modbus_stack::sim;
-use modbus_stack::transport::tcp::{TcpConfig, TcpTransport};
+use modbus_stack::transport::tcp::{self, TcpTransport};
 
 /// Unit id of every request (the simulator answers them all).
 const UNIT: u8 = 1;
@@ -140,13 +139,16 @@ fn floor_pipelined(stream: &mut TcpStream, request: &[u8], response: &mut [u8], 
 /// The simulator on an ephemeral 127.0.0.1 port and a client connected to it; with `coalesce`
 /// the client writes its ready requests together and the server its responses to one read.
 fn ours(coalesce: bool) -> (SpawnedServer, Client<TcpTransport>) {
-    let config = Config::tcp().with_coalesced_responses(coalesce);
+    let config = Config {
+        coalesce_responses: coalesce,
+        ..Config::tcp()
+    };
     let server = TcpServer::bind("127.0.0.1:0", config)
-        .and_then(|server| server.spawn(Arc::new(sim::unit_map())))
+        .and_then(|server| server.spawn(sim::unit_map()))
         .expect("start the simulator");
-    let client_config = TcpConfig {
+    let client_config = tcp::Config {
         coalesce_requests: coalesce,
-        ..TcpConfig::default()
+        ..tcp::Config::default()
     };
     let client = Client::tcp(server.local_addr(), client_config).expect("connect");
     (server, client)
@@ -154,9 +156,9 @@ fn ours(coalesce: bool) -> (SpawnedServer, Client<TcpTransport>) {
 
 /// A second client of `server`, with `close_on_timeout` on.
 fn closing_client(server: &SpawnedServer) -> Client<TcpTransport> {
-    let config = TcpConfig {
+    let config = tcp::Config {
         close_on_timeout: true,
-        ..TcpConfig::default()
+        ..tcp::Config::default()
     };
     Client::tcp(server.local_addr(), config).expect("connect")
 }

@@ -8,24 +8,23 @@
 //! Run with `cargo run --example demo`.
 
 use std::error::Error;
-use std::sync::Arc;
 
 use modbus_stack::client::{Client, Error as ClientError};
 use modbus_stack::pdu::{ReadDeviceIdCode, Request, Response, device_id};
 use modbus_stack::server::tcp::{Config, TcpServer};
 use modbus_stack::sim;
-use modbus_stack::transport::tcp::TcpConfig;
+use modbus_stack::transport::tcp;
 use modbus_stack::value::{self, Order};
 
 /// Unit id the demo talks to; the simulator answers every unit id on TCP.
 const UNIT: u8 = 1;
 
 fn main() -> Result<(), Box<dyn Error>> {
-    let server = TcpServer::bind("127.0.0.1:0", Config::tcp())?.spawn(Arc::new(sim::unit_map()))?;
+    let server = TcpServer::bind("127.0.0.1:0", Config::tcp())?.spawn(sim::unit_map())?;
     let address = server.local_addr();
     println!("simulator listening on {address} (Modbus TCP; 10000 items per table)\n");
 
-    let mut client = Client::tcp(address, TcpConfig::default())?;
+    let mut client = Client::tcp(address, tcp::Config::default())?;
 
     let inputs = client.read_input_registers(UNIT, 0, 8)?;
     println!("read input registers 0..8        -> {inputs:?}");

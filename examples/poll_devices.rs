@@ -8,7 +8,6 @@
 //! Run with `cargo run --example poll_devices`.
 
 use std::error::Error;
-use std::sync::Arc;
 use std::time::Duration;
 
 use modbus_stack::client::Client;
@@ -18,7 +17,7 @@ use modbus_stack::poll::{
 use modbus_stack::server::tcp::{Config, TcpServer};
 use modbus_stack::sim;
 use modbus_stack::time::Instant;
-use modbus_stack::transport::tcp::{TcpConfig, TcpTransport};
+use modbus_stack::transport::tcp::{self, TcpTransport};
 use modbus_stack::value::{DataType, Order};
 
 /// Unit id of every point; the simulator answers every unit id on TCP.
@@ -28,8 +27,8 @@ const ROUNDS: u16 = 3;
 
 fn main() -> Result<(), Box<dyn Error>> {
     let servers = [
-        TcpServer::bind("127.0.0.1:0", Config::tcp())?.spawn(Arc::new(sim::unit_map()))?,
-        TcpServer::bind("127.0.0.1:0", Config::tcp())?.spawn(Arc::new(sim::unit_map()))?,
+        TcpServer::bind("127.0.0.1:0", Config::tcp())?.spawn(sim::unit_map())?,
+        TcpServer::bind("127.0.0.1:0", Config::tcp())?.spawn(sim::unit_map())?,
     ];
     let names = ["boiler", "chiller"];
 
@@ -61,9 +60,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     ])?;
 
     // Quick to give up on a dead device: one reconnection attempt per poll.
-    let tcp = TcpConfig {
+    let tcp = tcp::Config {
         reconnect_attempts: 1,
-        ..TcpConfig::default()
+        ..tcp::Config::default()
     };
     let interval = Duration::from_millis(100);
     let mut manager = DeviceManager::new();

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use modbus_stack::client::Client;
 use modbus_stack::frame::rtu::{Parity, StopBits};
-use modbus_stack::transport::serial::SerialConfig;
+use modbus_stack::transport::serial;
 
 #[path = "runbook/mod.rs"]
 mod runbook;
@@ -36,7 +36,7 @@ fn usage() -> String {
 /// What the command line asks for.
 struct Args {
     device: String,
-    config: SerialConfig,
+    config: serial::Config,
     plan: runbook::Plan,
 }
 
@@ -106,7 +106,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String>
     if plan.unit == 0 {
         return Err("unit 0 is the broadcast address: nobody answers reads".to_owned());
     }
-    let mut config = SerialConfig::new(runbook::number("BAUD", &baud)?);
+    let mut config = serial::Config::new(runbook::number("BAUD", &baud)?);
     (config.parity, config.stop_bits) = parity;
     Ok(Some(Args {
         device,

@@ -13,7 +13,6 @@
 //! just as cleanly (listeners closed, connection threads joined).
 
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -29,9 +28,12 @@ listeners (at least one, any combination):
   --ascii DEVICE         Modbus ASCII on a serial port (feature `serial`)
 
 options:
-  --unit N               unit id for RTU, ASCII and RTU over TCP (default 1)
+  --unit N               unit id for RTU, ASCII and RTU over TCP, 1-247 (default 1)
   --baud N               serial baud rate (default 19200)
-  --parity even|odd|none serial parity (default even; none uses two stop bits)
+  --parity even|odd|none serial parity (default even, the specification's default; pymodbus
+                         defaults to none)
+  --stop-bits 1|2        stop bits (default 1 with parity, 2 without, as the specification
+                         asks; give 1 for 8N1, what many devices and pymodbus use)
   --max-connections N    simultaneous TCP connections per listener (default 16); at the cap
                          the least recently used connection makes room for a newcomer
   --max-connections-per-address N
@@ -57,6 +59,7 @@ struct Options {
     unit: Option<u8>,
     baud: Option<u32>,
     parity: Option<String>,
+    stop_bits: Option<u8>,
     max_connections: Option<usize>,
     max_connections_per_address: Option<usize>,
     idle_timeout: Option<Duration>,
@@ -77,9 +80,10 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>,
             "--rtu-over-tcp" => options.rtu_over_tcp.push(value()?),
             "--rtu" => options.rtu.push(value()?),
             "--ascii" => options.ascii.push(value()?),
-            "--unit" => options.unit = Some(number(&flag, &value()?)?),
+            "--unit" => options.unit = Some(unit_id(&flag, &value()?)?),
             "--baud" => options.baud = Some(number(&flag, &value()?)?),
             "--parity" => options.parity = Some(value()?),
+            "--stop-bits" => options.stop_bits = Some(number(&flag, &value()?)?),
             "--max-connections" => options.max_connections = Some(number(&flag, &value()?)?),
             "--max-connections-per-address" => {
                 options.max_connections_per_address = Some(number(&flag, &value()?)?);
@@ -104,6 +108,14 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>,
 fn number<T: std::str::FromStr>(flag: &str, text: &str) -> Result<T, String> {
     text.parse()
         .map_err(|_| format!("{flag}: {text:?} is not a valid number"))
+}
+
+/// A unicast unit id: 0 is the broadcast address and 248-255 are reserved (§8.8).
+fn unit_id(flag: &str, text: &str) -> Result<u8, String> {
+    match number(flag, text)? {
+        id @ 1..=247 => Ok(id),
+        id => Err(format!("{flag}: {id} is not a unit id; use 1 to 247")),
+    }
 }
 
 fn seconds(flag: &str, text: &str) -> Result<Duration, String> {
@@ -134,7 +146,7 @@ fn main() -> ExitCode {
 }
 
 fn run(options: &Options) -> Result<(), String> {
-    let map = Arc::new(modbus_stack::sim::unit_map());
+    let map = modbus_stack::sim::unit_map();
     let unit = options.unit.unwrap_or(1);
     let max_connections = options
         .max_connections
@@ -149,24 +161,22 @@ fn run(options: &Options) -> Result<(), String> {
         ),
     ] {
         for addr in addrs {
-            let mut config = base
-                .with_max_connections(max_connections)
-                .with_max_connections_per_address(options.max_connections_per_address);
-            if let Some(timeout) = options.idle_timeout {
-                config = config.with_idle_timeout(timeout);
-            }
-            if let Some(timeout) = options.frame_timeout {
-                config = config.with_frame_timeout(timeout);
-            }
+            let mut config = Config {
+                max_connections: max_connections.max(1),
+                max_connections_per_address: options.max_connections_per_address,
+                idle_timeout: options.idle_timeout.unwrap_or(base.idle_timeout),
+                frame_timeout: options.frame_timeout.unwrap_or(base.frame_timeout),
+                ..base
+            };
             if let Some(gap) = options.frame_gap {
-                config = config.with_frame_gap(gap);
+                config.session.frame_gap = Some(gap);
             }
             let server = TcpServer::bind(addr.as_str(), config)
                 .map_err(|error| format!("cannot listen on {addr}: {error}"))?;
             let local = server.local_addr().map_err(|error| error.to_string())?;
             servers.push(
                 server
-                    .spawn(Arc::clone(&map))
+                    .spawn(map.clone())
                     .map_err(|error| error.to_string())?,
             );
             println!("{kind} simulator listening on {local}");
@@ -198,67 +208,64 @@ fn run(options: &Options) -> Result<(), String> {
 
 #[cfg(feature = "serial")]
 mod serial {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::thread::JoinHandle;
-
-    use modbus_stack::frame::rtu::{Parity, StopBits, Timing};
+    use modbus_stack::frame::rtu::{Parity, StopBits};
     use modbus_stack::server::UnitMap;
-    use modbus_stack::server::serial::{self, SerialServer};
+    use modbus_stack::server::serial::{SerialServer, SpawnedServer};
+    use modbus_stack::session::server::ServerConfig;
+    use modbus_stack::transport::serial::Config;
 
     use super::Options;
 
-    /// The serial listeners' threads and stop flags.
-    pub(super) struct Running(Vec<(Arc<AtomicBool>, JoinHandle<()>)>);
+    /// The serial listeners.
+    pub(super) struct Running(Vec<(String, SpawnedServer)>);
 
     impl Running {
         pub(super) fn stop(self) {
-            for (flag, _) in &self.0 {
-                flag.store(true, Ordering::SeqCst);
-            }
-            for (_, thread) in self.0 {
-                let _ = thread.join();
+            for (label, server) in self.0 {
+                if let Err(error) = server.shutdown() {
+                    eprintln!("simulator: {label}: {error}");
+                }
             }
         }
     }
 
-    pub(super) fn start(
-        options: &Options,
-        unit: u8,
-        map: &Arc<UnitMap>,
-    ) -> Result<Running, String> {
-        let baud = options.baud.unwrap_or(19_200);
-        let (parity, stop_bits) = match options.parity.as_deref().unwrap_or("even") {
-            "even" => (Parity::Even, StopBits::One),
-            "odd" => (Parity::Odd, StopBits::One),
-            "none" => (Parity::None, StopBits::Two),
+    pub(super) fn start(options: &Options, unit: u8, map: &UnitMap) -> Result<Running, String> {
+        let parity = match options.parity.as_deref().unwrap_or("even") {
+            "even" => Parity::Even,
+            "odd" => Parity::Odd,
+            "none" => Parity::None,
             other => return Err(format!("--parity {other:?}: use even, odd or none")),
         };
-        let timing = Timing::for_line(baud, parity, stop_bits);
-        let mut running = Vec::new();
+        let stop_bits = match (options.stop_bits, parity) {
+            (Some(1), _) | (None, Parity::Even | Parity::Odd) => StopBits::One,
+            (Some(2), _) | (None, Parity::None) => StopBits::Two,
+            (Some(other), _) => return Err(format!("--stop-bits {other}: use 1 or 2")),
+        };
+        let line = Config {
+            parity,
+            stop_bits,
+            ..Config::new(options.baud.unwrap_or(19_200))
+        };
         let lines = options
             .rtu
             .iter()
-            .map(|path| (path, SerialServer::rtu(unit, timing), "RTU"))
+            .map(|path| (path, ServerConfig::rtu(unit, line.timing()), "RTU"))
             .chain(
                 options
                     .ascii
                     .iter()
-                    .map(|path| (path, SerialServer::ascii(unit), "ASCII")),
+                    .map(|path| (path, ServerConfig::ascii(unit), "ASCII")),
             );
-        for (path, mut server, kind) in lines {
-            let mut port = serial::open(path, baud, parity, stop_bits)
-                .map_err(|error| format!("cannot open {path}: {error}"))?;
-            let flag = server.shutdown_flag();
-            let map = Arc::clone(map);
-            let label = format!("{kind} on {path}");
-            let thread = std::thread::spawn(move || {
-                if let Err(error) = server.serve(&mut *port, &*map) {
-                    eprintln!("simulator: {label}: {error}");
-                }
-            });
-            println!("{kind} simulator on {path} at {baud} baud, unit {unit}");
-            running.push((flag, thread));
+        let mut running = Vec::new();
+        for (path, session, kind) in lines {
+            let server = SerialServer::open(path, &line, session)
+                .and_then(|server| server.spawn(map.clone()))
+                .map_err(|error| format!("cannot serve {kind} on {path}: {error}"))?;
+            println!(
+                "{kind} simulator on {path} at {} baud, {parity:?} parity, {stop_bits:?} stop bits, unit {unit}",
+                line.baud_rate
+            );
+            running.push((format!("{kind} on {path}"), server));
         }
         Ok(Running(running))
     }
@@ -266,8 +273,6 @@ mod serial {
 
 #[cfg(not(feature = "serial"))]
 mod serial {
-    use std::sync::Arc;
-
     use modbus_stack::server::UnitMap;
 
     use super::Options;
@@ -280,11 +285,7 @@ mod serial {
         pub(super) fn stop(self) {}
     }
 
-    pub(super) fn start(
-        options: &Options,
-        _unit: u8,
-        _map: &Arc<UnitMap>,
-    ) -> Result<Running, String> {
+    pub(super) fn start(options: &Options, _unit: u8, _map: &UnitMap) -> Result<Running, String> {
         if options.rtu.is_empty() && options.ascii.is_empty() {
             Ok(Running)
         } else {

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use modbus_stack::client::Client;
-use modbus_stack::transport::tcp::TcpConfig;
+use modbus_stack::transport::tcp;
 
 #[path = "runbook/mod.rs"]
 mod runbook;
@@ -41,9 +41,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let config = TcpConfig {
+    let config = tcp::Config {
         connect_timeout: Duration::from_secs(3),
-        ..TcpConfig::default()
+        ..tcp::Config::default()
     };
     let mut client = match Client::tcp(address.as_str(), config) {
         Ok(client) => client,

@@ -1,6 +1,6 @@
 //! The blocking Modbus client (feature `std`): typed calls for every public function code.
 //!
-//! [`Client`] drives the sans-IO [`session::client::Session`](crate::session::client::Session)
+//! [`Client`] drives the sans-IO [`session::client::ClientSession`](crate::session::client::ClientSession)
 //! over a [`Transport`]: it sends what the session frames, feeds it what arrives, sleeps until
 //! its deadlines and reconnects a broken link. Every rule of the protocol (matching, timeouts,
 //! retries, broadcast turnaround) stays in the session, so this layer holds no protocol logic of
@@ -19,9 +19,9 @@
 //!
 //! ```no_run
 //! use modbus_stack::client::Client;
-//! use modbus_stack::transport::tcp::TcpConfig;
+//! use modbus_stack::transport::tcp;
 //!
-//! let mut client = Client::tcp("127.0.0.1:502", TcpConfig::default())?;
+//! let mut client = Client::tcp("127.0.0.1:502", tcp::Config::default())?;
 //! client.write_multiple_registers(1, 100, &[1, 2, 3])?;
 //! assert_eq!(client.read_holding_registers(1, 100, 3)?, vec![1, 2, 3]);
 //! # Ok::<(), modbus_stack::client::Error>(())
@@ -40,11 +40,11 @@ use crate::pdu::{
     ReadDeviceIdCode, Registers, Request, Response,
 };
 use crate::session::client::{
-    AbortCause, ClientError, Config, Event, RetryPolicy, Session, TransactionId,
+    AbortCause, ClientConfig, ClientError, ClientSession, Event, RetryPolicy, TransactionId,
 };
 use crate::time::Instant;
 use crate::transport::Transport;
-use crate::transport::tcp::{TcpConfig, TcpTransport};
+use crate::transport::tcp::{self, TcpTransport};
 
 /// Most requests a [`Client`] keeps outstanding on Modbus TCP (the spec's 1–16 range, §10.3).
 pub const MAX_PIPELINE: usize = 16;
@@ -222,7 +222,7 @@ impl DeviceInfo {
 /// after the turnaround delay without waiting for a reply.
 pub struct Client<T: Transport> {
     transport: T,
-    session: Session<MAX_PIPELINE>,
+    session: ClientSession<MAX_PIPELINE>,
     transmit: [u8; BUFFER_LEN],
     receive: [u8; BUFFER_LEN],
     /// Requests gathered for one write when the transport coalesces them (empty, unallocated,
@@ -245,7 +245,7 @@ impl Client<TcpTransport> {
     ///
     /// # Errors
     /// [`Error::Io`] when no connection could be made.
-    pub fn tcp(addr: impl ToSocketAddrs, config: TcpConfig) -> Result<Self> {
+    pub fn tcp(addr: impl ToSocketAddrs, config: tcp::Config) -> Result<Self> {
         Ok(Self::new(TcpTransport::connect(addr, config)?))
     }
 
@@ -253,7 +253,7 @@ impl Client<TcpTransport> {
     ///
     /// # Errors
     /// [`Error::Io`] when no connection could be made.
-    pub fn rtu_over_tcp(addr: impl ToSocketAddrs, config: TcpConfig) -> Result<Self> {
+    pub fn rtu_over_tcp(addr: impl ToSocketAddrs, config: tcp::Config) -> Result<Self> {
         Ok(Self::new(TcpTransport::connect_rtu_over_tcp(addr, config)?))
     }
 }
@@ -264,7 +264,7 @@ impl Client<crate::transport::serial::SerialTransport> {
     ///
     /// # Errors
     /// [`Error::Io`] when the port cannot be opened or configured.
-    pub fn rtu(path: &str, config: crate::transport::serial::SerialConfig) -> Result<Self> {
+    pub fn rtu(path: &str, config: crate::transport::serial::Config) -> Result<Self> {
         let transport =
             crate::transport::serial::SerialTransport::open(path, config, Framing::Rtu)?;
         Ok(Self::new(transport))
@@ -274,7 +274,7 @@ impl Client<crate::transport::serial::SerialTransport> {
     ///
     /// # Errors
     /// [`Error::Io`] when the port cannot be opened or configured.
-    pub fn ascii(path: &str, config: crate::transport::serial::SerialConfig) -> Result<Self> {
+    pub fn ascii(path: &str, config: crate::transport::serial::Config) -> Result<Self> {
         let transport =
             crate::transport::serial::SerialTransport::open(path, config, Framing::Ascii)?;
         Ok(Self::new(transport))
@@ -285,17 +285,17 @@ impl<T: Transport> Client<T> {
     /// A client over `transport` with the session defaults for its framing: 1 s response
     /// timeout, 100 ms broadcast turnaround, [`RetryPolicy::DEFAULT`].
     pub fn new(transport: T) -> Self {
-        Self::with_config(transport, Config::new(Framing::Tcp))
+        Self::with_config(transport, ClientConfig::new(Framing::Tcp))
     }
 
     /// A client over `transport` with session `config` (its framing is replaced by the
     /// transport's).
-    pub fn with_config(transport: T, config: Config) -> Self {
-        let config = Config {
+    pub fn with_config(transport: T, config: ClientConfig) -> Self {
+        let config = ClientConfig {
             framing: transport.framing(),
             ..config
         };
-        let mut session = Session::new(config);
+        let mut session = ClientSession::new(config);
         session.seed_transaction_ids(random_seed());
         Self {
             transport,
@@ -308,13 +308,13 @@ impl<T: Transport> Client<T> {
     }
 
     /// The session configuration.
-    pub fn config(&self) -> &Config {
+    pub fn config(&self) -> &ClientConfig {
         self.session.config()
     }
 
     /// Sets how long to wait for each response.
     pub fn set_response_timeout(&mut self, timeout: Duration) {
-        let config = Config {
+        let config = ClientConfig {
             response_timeout: timeout,
             ..*self.session.config()
         };
@@ -323,7 +323,7 @@ impl<T: Transport> Client<T> {
 
     /// Sets how long a broadcast occupies the line.
     pub fn set_turnaround_delay(&mut self, delay: Duration) {
-        let config = Config {
+        let config = ClientConfig {
             turnaround_delay: delay,
             ..*self.session.config()
         };
@@ -332,7 +332,7 @@ impl<T: Transport> Client<T> {
 
     /// Sets the retry policy.
     pub fn set_retry_policy(&mut self, retry: RetryPolicy) {
-        let config = Config {
+        let config = ClientConfig {
             retry,
             ..*self.session.config()
         };
@@ -378,7 +378,7 @@ impl<T: Transport> Client<T> {
     ///
     /// Each request is its own write unless the transport coalesces them
     /// ([`Transport::coalesce_requests`], e.g.
-    /// [`TcpConfig::coalesce_requests`]): then every request ready to go (up to
+    /// [`tcp::Config::coalesce_requests`]): then every request ready to go (up to
     /// [`MAX_PIPELINE`]) leaves in one write. Use that only towards servers that parse the byte
     /// stream; see the trade-off there.
     ///
@@ -485,7 +485,7 @@ impl<T: Transport> Client<T> {
 
     /// Sends what the session has queued, then waits for input or the next deadline once.
     /// `started` is when the latest request was started: the arrival time of TCP input, which
-    /// the session does not use ([`Session::handle_input`]), so the clock is read once per
+    /// the session does not use ([`ClientSession::handle_input`]), so the clock is read once per
     /// request instead of once more per response.
     fn step(&mut self, started: Instant) -> Result<()> {
         if self.transport.coalesce_requests() {
@@ -527,7 +527,7 @@ impl<T: Transport> Client<T> {
             }
             Err(error) if awaiting_response && error.kind() == io::ErrorKind::TimedOut => {
                 // The transport closed the link at the response deadline
-                // (`TcpConfig::close_on_timeout`): what is due times out (or backs off for a
+                // (`tcp::Config::close_on_timeout`): what is due times out (or backs off for a
                 // retry), and the rest in flight is lost with the connection. The next send
                 // reopens it.
                 let now = Instant::now();
@@ -1038,7 +1038,7 @@ impl<T: Transport> Client<T> {
 }
 
 /// 32 bits from the randomness std seeds its hash maps with: enough to scatter transaction ids
-/// (see [`Session::seed_transaction_ids`]) without a random-number dependency.
+/// (see [`ClientSession::seed_transaction_ids`]) without a random-number dependency.
 fn random_seed() -> u32 {
     use std::hash::BuildHasher;
     let bits = std::collections::hash_map::RandomState::new().hash_one(0x4D42_u16);

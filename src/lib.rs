@@ -8,7 +8,7 @@ extern crate std;
 
 #[cfg(feature = "std")]
 pub mod client;
-pub mod error;
+mod error;
 pub mod frame;
 pub mod pdu;
 #[cfg(feature = "std")]

@@ -18,18 +18,17 @@
 //! are answered by the session core itself.
 //!
 //! ```
-//! use modbus_stack::session::{Config, Reply, Server};
+//! use modbus_stack::session::server::{PduServer, Reply};
 //!
-//! let map = modbus_stack::sim::unit_map();
-//! let mut server = Server::new(Config::tcp());
+//! let mut map = modbus_stack::sim::unit_map();
+//! let mut server = PduServer::tcp();
 //! let mut out = [0u8; 253];
 //! // FC 04: input registers 7 and 8 hold 7 and 8.
-//! let reply = map.respond(&mut server, 1, &[0x04, 0x00, 0x07, 0x00, 0x02], &mut out);
+//! let reply = server.respond(1, &[0x04, 0x00, 0x07, 0x00, 0x02], &mut map, &mut out);
 //! assert_eq!(reply, Reply::Send(6));
 //! assert_eq!(&out[..6], &[0x04, 0x04, 0x00, 0x07, 0x00, 0x08]);
 //! ```
 
-use std::sync::Arc;
 use std::vec::Vec;
 
 use crate::server::{DataStore, UnitMap};
@@ -110,5 +109,5 @@ pub fn store() -> DataStore {
 /// The simulator as a [`UnitMap`]: one fresh [`store`] serving every unit id.
 #[must_use]
 pub fn unit_map() -> UnitMap {
-    UnitMap::serving_all(Arc::new(store()))
+    UnitMap::serving_all(store())
 }

@@ -4,7 +4,6 @@
 #![cfg(all(feature = "serial", unix))]
 
 use std::io::{Read, Write};
-use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
@@ -12,8 +11,8 @@ use modbus_stack::client::{Client, Error};
 use modbus_stack::frame::{Framing, Role, Status, ascii, rtu};
 use modbus_stack::server::{DataStore, UnitMap};
 use modbus_stack::session::client::RetryPolicy;
-use modbus_stack::session::server::{Config, Reply, Server};
-use modbus_stack::transport::serial::{SerialConfig, SerialTransport};
+use modbus_stack::session::server::{PduServer, Reply};
+use modbus_stack::transport::serial::{self, SerialTransport};
 use serialport::{SerialPort, TTYPort};
 
 /// How the test server misbehaves.
@@ -27,10 +26,10 @@ enum Quirk {
 }
 
 /// Serves unit 1 from `store` on `port` with `framing` until the other end closes (bounded).
-fn serve(mut port: TTYPort, store: Arc<DataStore>, framing: Framing, quirk: Quirk) {
+fn serve(mut port: TTYPort, store: DataStore, framing: Framing, quirk: Quirk) {
     port.set_timeout(Duration::from_millis(50)).unwrap();
-    let map = UnitMap::serving_all(store);
-    let mut server = Server::new(Config::serial(1));
+    let mut map = UnitMap::serving_all(store);
+    let mut server = PduServer::serial(1);
     let rules = rtu::LengthRules::new();
     let mut ascii_decoder = ascii::Decoder::new(ascii::Config::new());
     let mut pending = Vec::new();
@@ -80,7 +79,7 @@ fn serve(mut port: TTYPort, store: Arc<DataStore>, framing: Framing, quirk: Quir
         }
         for (unit_id, pdu) in requests {
             let mut out = [0u8; 253];
-            let Reply::Send(len) = map.respond(&mut server, unit_id, &pdu, &mut out) else {
+            let Reply::Send(len) = server.respond(unit_id, &pdu, &mut map, &mut out) else {
                 continue;
             };
             let encode = |unit: u8, adu: &mut [u8]| match framing {
@@ -102,13 +101,13 @@ fn serve(mut port: TTYPort, store: Arc<DataStore>, framing: Framing, quirk: Quir
     }
 }
 
-fn client(framing: Framing, quirk: Quirk) -> (Client<SerialTransport>, Arc<DataStore>) {
-    let store = Arc::new(DataStore::builder().holding_registers(20).coils(20).build());
+fn client(framing: Framing, quirk: Quirk) -> (Client<SerialTransport>, DataStore) {
+    let store = DataStore::builder().holding_registers(20).coils(20).build();
     let (server_end, client_end) = TTYPort::pair().unwrap();
-    let served = Arc::clone(&store);
+    let served = store.clone();
     thread::spawn(move || serve(server_end, served, framing, quirk));
     let transport =
-        SerialTransport::from_port(Box::new(client_end), SerialConfig::new(115_200), framing)
+        SerialTransport::from_port(Box::new(client_end), serial::Config::new(115_200), framing)
             .unwrap();
     let mut client = Client::new(transport);
     client.set_response_timeout(Duration::from_millis(500));

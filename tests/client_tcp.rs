@@ -18,10 +18,9 @@ use modbus_stack::pdu::{
 };
 use modbus_stack::server::{DataStore, UnitMap};
 use modbus_stack::session::client::RetryPolicy;
-use modbus_stack::session::server::{Config, Reply, Server, UnitIds};
+use modbus_stack::session::server::{PduServer, Reply, UnitIds};
 use modbus_stack::time::Instant;
-use modbus_stack::transport::Transport;
-use modbus_stack::transport::tcp::TcpConfig;
+use modbus_stack::transport::{self, Transport};
 
 /// A request as the test server saw it.
 struct Received {
@@ -46,14 +45,14 @@ fn read_adu(stream: &mut TcpStream, decoder: &mut tcp::Decoder) -> Option<Receiv
         if n == 0 {
             return None;
         }
-        decoder.push(&buf[..n]);
+        decoder.push(Instant::now(), &buf[..n]);
     }
 }
 
 /// The MBAP response the server core gives to `request`, if any.
-fn answer(map: &UnitMap, server: &mut Server, request: &Received) -> Option<Vec<u8>> {
+fn answer(map: &mut UnitMap, server: &mut PduServer, request: &Received) -> Option<Vec<u8>> {
     let mut pdu = [0u8; 253];
-    let Reply::Send(len) = map.respond(server, request.unit_id, &request.pdu, &mut pdu) else {
+    let Reply::Send(len) = server.respond(request.unit_id, &request.pdu, map, &mut pdu) else {
         return None;
     };
     let mut adu = [0u8; 260];
@@ -82,32 +81,30 @@ fn listen(serve: impl Fn(usize, TcpStream) + Send + Sync + 'static) -> SocketAdd
     addr
 }
 
-fn store() -> Arc<DataStore> {
-    Arc::new(
-        DataStore::builder()
-            .coils(100)
-            .discrete_inputs(100)
-            .holding_registers(100)
-            .input_registers(100)
-            .fifo_queue(50, vec![7, 8, 9])
-            .file(1, 100)
-            .device_identification(0x00, "Acme")
-            .device_identification(0x01, "PLC-1")
-            .device_identification(0x02, "1.2")
-            .exception_status(0x55)
-            .server_id([0x11, 0xFF])
-            .build(),
-    )
+fn store() -> DataStore {
+    DataStore::builder()
+        .coils(100)
+        .discrete_inputs(100)
+        .holding_registers(100)
+        .input_registers(100)
+        .fifo_queue(50, vec![7, 8, 9])
+        .file(1, 100)
+        .device_identification(0x00, "Acme")
+        .device_identification(0x01, "PLC-1")
+        .device_identification(0x02, "1.2")
+        .exception_status(0x55)
+        .server_id([0x11, 0xFF])
+        .build()
 }
 
 /// A well-behaved Modbus TCP server over `store`.
-fn serve_store(store: Arc<DataStore>) -> SocketAddr {
+fn serve_store(store: DataStore) -> SocketAddr {
     listen(move |_, mut stream| {
-        let map = UnitMap::serving_all(Arc::clone(&store));
-        let mut server = Server::new(Config::tcp());
+        let mut map = UnitMap::serving_all(store.clone());
+        let mut server = PduServer::tcp();
         let mut decoder = tcp::Decoder::new();
         while let Some(request) = read_adu(&mut stream, &mut decoder) {
-            if let Some(response) = answer(&map, &mut server, &request) {
+            if let Some(response) = answer(&mut map, &mut server, &request) {
                 if stream.write_all(&response).is_err() {
                     return;
                 }
@@ -116,10 +113,10 @@ fn serve_store(store: Arc<DataStore>) -> SocketAddr {
     })
 }
 
-fn config() -> TcpConfig {
-    TcpConfig {
+fn config() -> transport::tcp::Config {
+    transport::tcp::Config {
         connect_timeout: Duration::from_secs(5),
-        ..TcpConfig::default()
+        ..transport::tcp::Config::default()
     }
 }
 
@@ -132,7 +129,7 @@ fn every_function_code_round_trips() {
         .write_discrete_inputs(3, &[true, false, true])
         .unwrap();
     store.write_input_registers(4, &[40, 41]).unwrap();
-    let mut client = Client::tcp(serve_store(Arc::clone(&store)), config()).unwrap();
+    let mut client = Client::tcp(serve_store(store.clone()), config()).unwrap();
 
     client.write_single_coil(1, 0, true).unwrap();
     client
@@ -272,10 +269,10 @@ fn pipelined_requests_answered_out_of_order() {
     store
         .write_holding_registers(0, &[10, 11, 12, 13, 14])
         .unwrap();
-    let served = Arc::clone(&store);
+    let served = store.clone();
     let addr = listen(move |_, mut stream| {
-        let map = UnitMap::serving_all(Arc::clone(&served));
-        let mut server = Server::new(Config::tcp());
+        let mut map = UnitMap::serving_all(served.clone());
+        let mut server = PduServer::tcp();
         let mut decoder = tcp::Decoder::new();
         loop {
             // Collect the whole batch, then answer it backwards.
@@ -284,7 +281,7 @@ fn pipelined_requests_answered_out_of_order() {
                 let Some(request) = read_adu(&mut stream, &mut decoder) else {
                     return;
                 };
-                batch.push(answer(&map, &mut server, &request).unwrap());
+                batch.push(answer(&mut map, &mut server, &request).unwrap());
             }
             for response in batch.iter().rev() {
                 stream.write_all(response).unwrap();
@@ -312,10 +309,10 @@ fn pipelined_requests_answered_out_of_order() {
 fn stale_response_is_discarded() {
     let store = store();
     store.write_holding_registers(0, &[42]).unwrap();
-    let served = Arc::clone(&store);
+    let served = store.clone();
     let addr = listen(move |_, mut stream| {
-        let map = UnitMap::serving_all(Arc::clone(&served));
-        let mut server = Server::new(Config::tcp());
+        let mut map = UnitMap::serving_all(served.clone());
+        let mut server = PduServer::tcp();
         let mut decoder = tcp::Decoder::new();
         while let Some(request) = read_adu(&mut stream, &mut decoder) {
             // First a late answer to an earlier transaction, with a wrong value...
@@ -329,7 +326,7 @@ fn stale_response_is_discarded() {
             .unwrap();
             stream.write_all(&stale[..len]).unwrap();
             // ... then the real one.
-            let response = answer(&map, &mut server, &request).unwrap();
+            let response = answer(&mut map, &mut server, &request).unwrap();
             stream.write_all(&response).unwrap();
         }
     });
@@ -382,7 +379,7 @@ fn a_server_that_stops_reading_cannot_hang_a_write() {
         thread::sleep(Duration::from_secs(60));
         drop(held);
     });
-    let config = TcpConfig {
+    let config = transport::tcp::Config {
         write_timeout: Duration::from_millis(100),
         ..config()
     };
@@ -425,8 +422,8 @@ fn a_server_that_stops_reading_cannot_hang_a_write() {
 }
 
 /// [`config`] with `close_on_timeout`.
-fn closing_config() -> TcpConfig {
-    TcpConfig {
+fn closing_config() -> transport::tcp::Config {
+    transport::tcp::Config {
         close_on_timeout: true,
         ..config()
     }
@@ -434,17 +431,17 @@ fn closing_config() -> TcpConfig {
 
 /// A server whose first connection reads requests and never answers; later connections are
 /// served from `store`. Returns its address and the number of connections it accepted.
-fn silent_first_connection(store: Arc<DataStore>) -> (SocketAddr, Arc<AtomicUsize>) {
+fn silent_first_connection(store: DataStore) -> (SocketAddr, Arc<AtomicUsize>) {
     let connections = Arc::new(AtomicUsize::new(0));
     let counted = Arc::clone(&connections);
     let addr = listen(move |number, mut stream| {
         counted.fetch_add(1, Ordering::SeqCst);
-        let map = UnitMap::serving_all(Arc::clone(&store));
-        let mut server = Server::new(Config::tcp());
+        let mut map = UnitMap::serving_all(store.clone());
+        let mut server = PduServer::tcp();
         let mut decoder = tcp::Decoder::new();
         while let Some(request) = read_adu(&mut stream, &mut decoder) {
             if number > 0 {
-                let response = answer(&map, &mut server, &request).unwrap();
+                let response = answer(&mut map, &mut server, &request).unwrap();
                 stream.write_all(&response).unwrap();
             }
         }
@@ -463,7 +460,7 @@ fn close_on_timeout_retries_over_a_new_connection() {
         retry_writes: false,
     };
     // Kept open, the silent connection times the retry out as well.
-    let (addr, _) = silent_first_connection(Arc::clone(&store));
+    let (addr, _) = silent_first_connection(store.clone());
     let mut client = Client::tcp(addr, config()).unwrap();
     client.set_response_timeout(Duration::from_millis(100));
     client.set_retry_policy(retry);
@@ -524,7 +521,7 @@ fn close_on_timeout_times_out_a_silent_server_at_each_deadline() {
 #[test]
 fn close_on_timeout_clients_share_the_watchdog_without_disturbing_each_other() {
     let store = store();
-    let served = serve_store(Arc::clone(&store));
+    let served = serve_store(store.clone());
     let silent = listen(|_, mut stream| {
         let mut decoder = tcp::Decoder::new();
         while read_adu(&mut stream, &mut decoder).is_some() {}
@@ -574,13 +571,13 @@ fn close_on_timeout_clients_share_the_watchdog_without_disturbing_each_other() {
 fn reconnects_after_the_server_closes_mid_response() {
     let store = store();
     store.write_holding_registers(0, &[9]).unwrap();
-    let served = Arc::clone(&store);
+    let served = store.clone();
     let addr = listen(move |number, mut stream| {
-        let map = UnitMap::serving_all(Arc::clone(&served));
-        let mut server = Server::new(Config::tcp());
+        let mut map = UnitMap::serving_all(served.clone());
+        let mut server = PduServer::tcp();
         let mut decoder = tcp::Decoder::new();
         while let Some(request) = read_adu(&mut stream, &mut decoder) {
-            let response = answer(&map, &mut server, &request).unwrap();
+            let response = answer(&mut map, &mut server, &request).unwrap();
             if number == 0 {
                 // The first connection dies half-way through its first answer.
                 stream.write_all(&response[..5]).unwrap();
@@ -602,16 +599,16 @@ fn reconnects_after_the_server_closes_mid_response() {
 fn reads_are_retried_over_a_new_connection() {
     let store = store();
     store.write_holding_registers(0, &[3]).unwrap();
-    let served = Arc::clone(&store);
+    let served = store.clone();
     let addr = listen(move |number, mut stream| {
-        let map = UnitMap::serving_all(Arc::clone(&served));
-        let mut server = Server::new(Config::tcp());
+        let mut map = UnitMap::serving_all(served.clone());
+        let mut server = PduServer::tcp();
         let mut decoder = tcp::Decoder::new();
         while let Some(request) = read_adu(&mut stream, &mut decoder) {
             if number == 0 {
                 return;
             }
-            let response = answer(&map, &mut server, &request).unwrap();
+            let response = answer(&mut map, &mut server, &request).unwrap();
             stream.write_all(&response).unwrap();
         }
     });
@@ -622,16 +619,13 @@ fn reads_are_retried_over_a_new_connection() {
 #[test]
 fn broadcast_over_rtu_over_tcp_is_not_awaited() {
     let store = store();
-    let served = Arc::clone(&store);
+    let served = store.clone();
     let connections = Arc::new(AtomicUsize::new(0));
     let counted = Arc::clone(&connections);
     let addr = listen(move |_, mut stream| {
         counted.fetch_add(1, Ordering::SeqCst);
-        let map = UnitMap::serving_all(Arc::clone(&served));
-        let mut server = Server::new(Config {
-            units: UnitIds::all(),
-            broadcast: true,
-        });
+        let mut map = UnitMap::serving_all(served.clone());
+        let mut server = PduServer::new(UnitIds::all(), true);
         let rules = rtu::LengthRules::new();
         let mut pending = Vec::new();
         let mut buf = [0u8; 256];
@@ -641,7 +635,7 @@ fn broadcast_over_rtu_over_tcp_is_not_awaited() {
                     let (unit_id, pdu) = (frame.unit_id(), frame.pdu().to_vec());
                     pending.drain(..consumed);
                     let mut out = [0u8; 253];
-                    if let Reply::Send(len) = map.respond(&mut server, unit_id, &pdu, &mut out) {
+                    if let Reply::Send(len) = server.respond(unit_id, &pdu, &mut map, &mut out) {
                         let mut adu = [0u8; 256];
                         let len = rtu::encode(unit_id, &out[..len], &mut adu).unwrap();
                         stream.write_all(&adu[..len]).unwrap();
@@ -683,7 +677,7 @@ struct Recording {
     coalesce: bool,
     sends: Vec<usize>,
     map: UnitMap,
-    server: Server,
+    server: PduServer,
     decoder: tcp::Decoder,
     inbound: Vec<u8>,
     chunks: Vec<usize>,
@@ -691,12 +685,12 @@ struct Recording {
 }
 
 impl Recording {
-    fn new(store: Arc<DataStore>, coalesce: bool, chunks: &[usize]) -> Self {
+    fn new(store: DataStore, coalesce: bool, chunks: &[usize]) -> Self {
         Self {
             coalesce,
             sends: Vec::new(),
             map: UnitMap::serving_all(store),
-            server: Server::new(Config::tcp()),
+            server: PduServer::tcp(),
             decoder: tcp::Decoder::new(),
             inbound: Vec::new(),
             chunks: chunks.to_vec(),
@@ -717,7 +711,7 @@ impl Transport for Recording {
     fn send(&mut self, mut bytes: &[u8]) -> io::Result<()> {
         let mut adus = 0;
         while !bytes.is_empty() {
-            let taken = self.decoder.push(bytes);
+            let taken = self.decoder.push(Instant::now(), bytes);
             bytes = &bytes[taken..];
             while let Some(frame) = self.decoder.poll_frame() {
                 let adu = frame.expect("a well-formed request");
@@ -727,7 +721,7 @@ impl Transport for Recording {
                     pdu: adu.pdu().to_vec(),
                 };
                 adus += 1;
-                let response = answer(&self.map, &mut self.server, &request).unwrap();
+                let response = answer(&mut self.map, &mut self.server, &request).unwrap();
                 self.inbound.extend(response);
             }
         }
@@ -772,7 +766,7 @@ fn coalesced_requests_leave_in_one_write_with_the_same_results() {
     let cuts: [&[usize]; 3] = [&[1024], &[1], &[3, 50, 7, 13, 200, 2]];
     for coalesce in [false, true] {
         for chunks in cuts {
-            let transport = Recording::new(Arc::clone(&store), coalesce, chunks);
+            let transport = Recording::new(store.clone(), coalesce, chunks);
             let mut client = Client::new(transport);
             let results = client
                 .pipeline(1, &requests, |_, response| match response {
@@ -798,18 +792,18 @@ fn coalesced_requests_leave_in_one_write_with_the_same_results() {
 
 #[test]
 fn coalescing_is_off_by_default_and_only_on_modbus_tcp() {
-    assert!(!TcpConfig::default().coalesce_requests);
+    assert!(!transport::tcp::Config::default().coalesce_requests);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let config = TcpConfig {
+    let config = transport::tcp::Config {
         coalesce_requests: true,
         ..config()
     };
-    let tcp = modbus_stack::transport::tcp::TcpTransport::connect(addr, config).unwrap();
+    let tcp = transport::tcp::TcpTransport::connect(addr, config).unwrap();
     assert!(tcp.coalesce_requests());
-    let plain = modbus_stack::transport::tcp::TcpTransport::connect(addr, TcpConfig::default());
+    let plain = transport::tcp::TcpTransport::connect(addr, transport::tcp::Config::default());
     assert!(!plain.unwrap().coalesce_requests());
     // RTU over TCP has one request at a time: nothing to coalesce.
-    let rtu = modbus_stack::transport::tcp::TcpTransport::connect_rtu_over_tcp(addr, config);
+    let rtu = transport::tcp::TcpTransport::connect_rtu_over_tcp(addr, config);
     assert!(!rtu.unwrap().coalesce_requests());
 }

@@ -19,7 +19,7 @@ use modbus_stack::pdu::{
 };
 use modbus_stack::server::tcp::{Config, SpawnedServer, TcpServer};
 use modbus_stack::sim;
-use modbus_stack::transport::tcp::{TcpConfig, TcpTransport};
+use modbus_stack::transport::tcp::{self, TcpTransport};
 
 /// Unit id used throughout (the simulator answers every unit id on TCP).
 const UNIT: u8 = 1;
@@ -37,9 +37,12 @@ fn start_server(addr: impl std::net::ToSocketAddrs) -> SpawnedServer {
 
 /// As [`start_server`], on top of `config`.
 fn start_server_with(addr: impl std::net::ToSocketAddrs, config: Config) -> SpawnedServer {
-    let config = config.with_max_connections(usize::from(CLIENTS) + 8);
+    let config = Config {
+        max_connections: usize::from(CLIENTS) + 8,
+        ..config
+    };
     TcpServer::bind(addr, config)
-        .and_then(|server| server.spawn(Arc::new(sim::unit_map())))
+        .and_then(|server| server.spawn(sim::unit_map()))
         .expect("start the simulator")
 }
 
@@ -50,12 +53,12 @@ fn connect(addr: SocketAddr) -> Client<TcpTransport> {
 
 /// As [`connect`], writing the requests of a pipeline together when `coalesce_requests`.
 fn connect_with(addr: SocketAddr, coalesce_requests: bool) -> Client<TcpTransport> {
-    let config = TcpConfig {
+    let config = tcp::Config {
         reconnect_attempts: 20,
         reconnect_backoff: Duration::from_millis(10),
         reconnect_max_backoff: Duration::from_millis(100),
         coalesce_requests,
-        ..TcpConfig::default()
+        ..tcp::Config::default()
     };
     let mut client = Client::tcp(addr, config).expect("connect");
     // Generous, so a loaded CI machine does not turn a slow answer into a failure.
@@ -442,7 +445,10 @@ fn collect(index: usize, response: &Response<'_>) -> Result<(usize, Vec<u16>), E
 fn pipeline_through_the_real_server(requests: bool, responses: bool) -> Outcomes {
     let server = start_server_with(
         "127.0.0.1:0",
-        Config::tcp().with_coalesced_responses(responses),
+        Config {
+            coalesce_responses: responses,
+            ..Config::tcp()
+        },
     );
     let mut client = connect_with(server.local_addr(), requests);
     let written: Vec<u16> = (0..64).map(|i| 1000 + i).collect();

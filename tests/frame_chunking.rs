@@ -311,7 +311,7 @@ proptest! {
         let mut got = Vec::new();
         for mut chunk in split(&stream, &sizes) {
             for _ in 0..=chunk.len() + 1 {
-                let n = decoder.push(chunk);
+                let n = decoder.push(Instant::ZERO, chunk);
                 chunk = &chunk[n..];
                 while let Some(result) = decoder.poll_frame() {
                     let adu = result.unwrap();
@@ -331,7 +331,7 @@ proptest! {
         let mut decoder = tcp::Decoder::new();
         for mut chunk in split(&bytes, &sizes) {
             for _ in 0..=chunk.len() + 1 {
-                let n = decoder.push(chunk);
+                let n = decoder.push(Instant::ZERO, chunk);
                 chunk = &chunk[n..];
                 for _ in 0..20 {
                     if decoder.poll_frame().is_none() {

@@ -404,17 +404,17 @@ fn tcp_negative_vectors() {
         );
         // The decoder reports it once and then drops everything: close the connection.
         let mut decoder = tcp::Decoder::new();
-        decoder.push(&adu);
+        decoder.push(Instant::ZERO, &adu);
         assert_eq!(
             decoder.poll_frame().unwrap().unwrap_err(),
             FrameError::LengthField { length }
         );
         assert!(decoder.is_broken());
         let good = hex(TCP_VECTORS[6].0);
-        assert_eq!(decoder.push(&good), good.len());
+        assert_eq!(decoder.push(Instant::ZERO, &good), good.len());
         assert!(decoder.poll_frame().is_none());
         decoder.reset();
-        decoder.push(&good);
+        decoder.push(Instant::ZERO, &good);
         assert!(decoder.poll_frame().unwrap().is_ok());
     }
 }

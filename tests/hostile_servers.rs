@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use modbus_stack::client::{Client, Error};
 use modbus_stack::frame::tcp;
 use modbus_stack::session::client::RetryPolicy;
-use modbus_stack::transport::tcp::{TcpConfig, TcpTransport};
+use modbus_stack::transport::{self, tcp::TcpTransport};
 
 /// The registers every well-behaved answer carries: 0x1011, 0x1213, ... (the values).
 fn registers(count: u16) -> Vec<u16> {
@@ -164,7 +164,7 @@ impl Drop for Hostile {
 
 /// Short timeouts, so that each case takes well under a second or two.
 fn fast_client(addr: SocketAddr) -> Client<TcpTransport> {
-    let mut client = Client::tcp(addr, TcpConfig::default()).unwrap();
+    let mut client = Client::tcp(addr, transport::tcp::Config::default()).unwrap();
     client.set_response_timeout(Duration::from_millis(200));
     client.set_retry_policy(RetryPolicy {
         max_attempts: 2,
@@ -199,7 +199,7 @@ fn read_checked(client: &mut Client<TcpTransport>, quantity: u16) -> Result<(), 
 #[test]
 fn truncated_first_response_never_yields_spliced_values_with_default_config() {
     // The exact case: "read 10 holding registers", the first answer cut after 10 of its
-    // 29 bytes, every later answer correct; `TcpConfig::default()` and the default session.
+    // 29 bytes, every later answer correct; `transport::tcp::Config::default()` and the default session.
     let server = Hostile::start(|conn| {
         let mut first = conn.number == 0;
         while let Some(request) = conn.request() {
@@ -212,7 +212,7 @@ fn truncated_first_response_never_yields_spliced_values_with_default_config() {
             }
         }
     });
-    let mut client = Client::tcp(server.addr, TcpConfig::default()).unwrap();
+    let mut client = Client::tcp(server.addr, transport::tcp::Config::default()).unwrap();
     // One response timeout (1 s), a backoff (100 ms), a reconnect: the retry gets the answer.
     let result = bounded(Duration::from_secs(4), || read_checked(&mut client, 10));
     assert!(result.is_ok(), "{result:?}");

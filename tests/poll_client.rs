@@ -12,7 +12,6 @@
 use std::collections::BTreeSet;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use modbus_stack::client::{Client, Error};
@@ -26,7 +25,7 @@ use modbus_stack::server::tcp::{Config, SpawnedServer, TcpServer};
 use modbus_stack::sim;
 use modbus_stack::time::Instant;
 use modbus_stack::transport::Transport;
-use modbus_stack::transport::tcp::{TcpConfig, TcpTransport};
+use modbus_stack::transport::tcp::{self, TcpTransport};
 use modbus_stack::value::{DataType, Order, StringFormat};
 
 /// Unit id of every point (the simulator answers every unit id on TCP).
@@ -35,17 +34,17 @@ const UNIT: u8 = 1;
 /// The simulator on an ephemeral port of 127.0.0.1.
 fn start_server() -> SpawnedServer {
     TcpServer::bind("127.0.0.1:0", Config::tcp())
-        .and_then(|server| server.spawn(Arc::new(sim::unit_map())))
+        .and_then(|server| server.spawn(sim::unit_map()))
         .expect("start the simulator")
 }
 
 /// A transport that gives up quickly once its server is gone (the manager test shuts one down).
 fn transport(addr: SocketAddr) -> TcpTransport {
-    let config = TcpConfig {
+    let config = tcp::Config {
         reconnect_attempts: 2,
         reconnect_backoff: Duration::from_millis(10),
         reconnect_max_backoff: Duration::from_millis(20),
-        ..TcpConfig::default()
+        ..tcp::Config::default()
     };
     TcpTransport::connect(addr, config).expect("connect")
 }

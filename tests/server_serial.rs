@@ -8,14 +8,12 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::thread::JoinHandle;
 use std::time::Duration as StdDuration;
 
 use modbus_stack::frame::rtu::{Parity, StopBits, Timing};
 use modbus_stack::pdu::DiagnosticCounter;
-use modbus_stack::server::serial::SerialServer;
+use modbus_stack::server::serial::{SerialServer, SpawnedServer};
+use modbus_stack::session::server::ServerConfig;
 use modbus_stack::sim;
 use serialport::{SerialPort, TTYPort};
 use std::time::Duration;
@@ -26,27 +24,19 @@ const IDLE_GAP: StdDuration = StdDuration::from_millis(150);
 
 struct Running {
     master: TTYPort,
-    stop: Arc<std::sync::atomic::AtomicBool>,
-    thread: JoinHandle<SerialServer>,
+    server: SpawnedServer,
 }
 
 impl Running {
-    fn start(mut server: SerialServer) -> Self {
-        let (mut master, mut slave) = TTYPort::pair().expect("pty pair");
+    fn start(session: ServerConfig) -> Self {
+        let (mut master, slave) = TTYPort::pair().expect("pty pair");
         master
             .set_timeout(StdDuration::from_secs(10))
             .expect("timeout");
-        let stop = server.shutdown_flag();
-        let map = sim::unit_map();
-        let thread = std::thread::spawn(move || {
-            server.serve(&mut slave, &map).expect("serve");
-            server
-        });
-        Self {
-            master,
-            stop,
-            thread,
-        }
+        let server = SerialServer::from_port(Box::new(slave), session)
+            .and_then(|server| server.spawn(sim::unit_map()))
+            .expect("serve");
+        Self { master, server }
     }
 
     fn send(&mut self, frame: &[u8]) {
@@ -71,8 +61,7 @@ impl Running {
     }
 
     fn stop(self) -> SerialServer {
-        self.stop.store(true, Ordering::SeqCst);
-        self.thread.join().expect("server thread")
+        self.server.shutdown().expect("server thread")
     }
 }
 
@@ -106,7 +95,7 @@ fn test_timing() -> Timing {
 
 #[test]
 fn rtu_server_answers_its_unit_with_the_right_crc() {
-    let mut line = Running::start(SerialServer::rtu(1, test_timing()));
+    let mut line = Running::start(ServerConfig::rtu(1, test_timing()));
     // The specification's FC 03 request; the simulator's registers hold 0.
     line.send(&hex("01 03 00 6B 00 03 74 17"));
     assert_eq!(line.read(11), rtu("01 03 06 00 00 00 00 00 00"));
@@ -116,12 +105,18 @@ fn rtu_server_answers_its_unit_with_the_right_crc() {
     line.send(&rtu("01 04 27 10 00 01"));
     assert_eq!(line.read(5), rtu("01 84 02"));
     let server = line.stop();
-    assert_eq!(server.session().counter(DiagnosticCounter::BusMessage), 3);
+    assert_eq!(
+        server
+            .session()
+            .pdu_server()
+            .counter(DiagnosticCounter::BusMessage),
+        3
+    );
 }
 
 #[test]
 fn rtu_server_is_silent_on_broadcast_foreign_unit_and_bad_crc() {
-    let mut line = Running::start(SerialServer::rtu(1, test_timing()));
+    let mut line = Running::start(ServerConfig::rtu(1, test_timing()));
     // Broadcast write: executed, not answered.
     line.send(&rtu("00 06 00 09 00 2A"));
     std::thread::sleep(IDLE_GAP);
@@ -137,7 +132,7 @@ fn rtu_server_is_silent_on_broadcast_foreign_unit_and_bad_crc() {
     line.send(&rtu("01 03 00 09 00 01"));
     assert_eq!(line.read(7), rtu("01 03 02 00 2A"));
     let server = line.stop();
-    let session = server.session();
+    let session = server.session().pdu_server();
     assert_eq!(
         session.counter(DiagnosticCounter::BusCommunicationError),
         1,
@@ -149,7 +144,7 @@ fn rtu_server_is_silent_on_broadcast_foreign_unit_and_bad_crc() {
 
 #[test]
 fn ascii_server_answers_its_unit() {
-    let mut line = Running::start(SerialServer::ascii(1));
+    let mut line = Running::start(ServerConfig::ascii(1));
     // The reference's worked example frame; registers 0x6B.. hold 0.
     line.send(b":0103006B00038E\r\n");
     assert_eq!(line.read_line(), ascii("01 03 06 00 00 00 00 00 00"));
@@ -160,7 +155,7 @@ fn ascii_server_answers_its_unit() {
 
 #[test]
 fn ascii_server_is_silent_on_broadcast_foreign_unit_and_bad_lrc() {
-    let mut line = Running::start(SerialServer::ascii(1));
+    let mut line = Running::start(ServerConfig::ascii(1));
     line.send(&ascii("00 06 00 09 00 2A"));
     line.send(&ascii("11 04 00 01 00 01"));
     // LRC off by one.
@@ -171,6 +166,7 @@ fn ascii_server_is_silent_on_broadcast_foreign_unit_and_bad_lrc() {
     assert_eq!(
         server
             .session()
+            .pdu_server()
             .counter(DiagnosticCounter::BusCommunicationError),
         1
     );

@@ -2,7 +2,6 @@
 //! out, with the specification's examples (`modbus-reference.md` §4, §12) as expected values.
 #![cfg(feature = "std")]
 
-use std::sync::Arc;
 use std::thread;
 
 use modbus_stack::pdu::DiagnosticCounter;
@@ -11,7 +10,7 @@ use modbus_stack::session::server::{
     EVENT_COMMUNICATION_RESTART, EVENT_ENTERED_LISTEN_ONLY, RECEIVE_BROADCAST, RECEIVE_EVENT,
     SEND_EVENT, SEND_READ_EXCEPTION,
 };
-use modbus_stack::session::{Config, Reply, Server, SilentReason, UnitIds};
+use modbus_stack::session::server::{PduServer, Reply, SilentReason, UnitIds};
 
 const UNIT: u8 = 1;
 
@@ -34,16 +33,16 @@ fn store() -> DataStore {
 }
 
 /// Sends `pdu` to `unit_id` and returns the response bytes, or `None` when the server is silent.
-fn ask(server: &mut Server, store: &DataStore, unit_id: u8, pdu: &[u8]) -> Option<Vec<u8>> {
+fn ask(server: &mut PduServer, store: &DataStore, unit_id: u8, pdu: &[u8]) -> Option<Vec<u8>> {
     let mut out = [0u8; 253];
-    match server.respond(unit_id, pdu, &mut &*store, &mut out) {
+    match server.respond(unit_id, pdu, &mut store.clone(), &mut out) {
         Reply::Send(len) => Some(out[..len].to_vec()),
         Reply::Silent(_) => None,
     }
 }
 
-fn serial() -> Server {
-    Server::new(Config::serial(UNIT))
+fn serial() -> PduServer {
+    PduServer::serial(UNIT)
 }
 
 fn unpack(bytes: &[u8], count: usize) -> Vec<bool> {
@@ -101,7 +100,7 @@ fn read_functions_answer_the_spec_examples() {
 fn write_functions_echo_and_change_the_store() {
     let store = store();
     let mut server = serial();
-    let echo = |server: &mut Server, pdu: &[u8], expected: &[u8]| {
+    let echo = |server: &mut PduServer, pdu: &[u8], expected: &[u8]| {
         assert_eq!(ask(server, &store, UNIT, pdu).as_deref(), Some(expected));
     };
     echo(
@@ -331,20 +330,20 @@ fn broadcast_writes_are_executed_but_never_answered() {
     let mut out = [0u8; 253];
     let write = [0x06, 0x00, 0x02, 0x12, 0x34];
     assert_eq!(
-        server.respond(0, &write, &mut &store, &mut out),
+        server.respond(0, &write, &mut store.clone(), &mut out),
         Reply::Silent(SilentReason::Broadcast)
     );
     assert_eq!(store.holding_registers(2, 1), Ok(vec![0x1234]));
     // A broadcast read is not executed: CPT3 and CPT5 count it.
     let read = [0x03, 0x00, 0x00, 0x00, 0x01];
     assert_eq!(
-        server.respond(0, &read, &mut &store, &mut out),
+        server.respond(0, &read, &mut store.clone(), &mut out),
         Reply::Silent(SilentReason::Broadcast)
     );
     // A failing broadcast write is silent as well.
     let bad = [0x06, 0x00, 0xC8, 0x00, 0x01];
     assert_eq!(
-        server.respond(0, &bad, &mut &store, &mut out),
+        server.respond(0, &bad, &mut store.clone(), &mut out),
         Reply::Silent(SilentReason::Broadcast)
     );
     assert_eq!(server.counter(DiagnosticCounter::ServerMessage), 3);
@@ -364,8 +363,11 @@ fn broadcast_writes_are_executed_but_never_answered() {
         ]
     );
     // On TCP, unit 0 is an ordinary unit id and gets an answer.
-    let mut tcp = Server::new(Config::tcp());
-    assert_eq!(tcp.respond(0, &read, &mut &store, &mut out), Reply::Send(4));
+    let mut tcp = PduServer::tcp();
+    assert_eq!(
+        tcp.respond(0, &read, &mut store.clone(), &mut out),
+        Reply::Send(4)
+    );
 }
 
 #[test]
@@ -375,21 +377,18 @@ fn foreign_unit_ids_are_ignored_when_filtering() {
     let mut out = [0u8; 253];
     let read = [0x03, 0x00, 0x00, 0x00, 0x01];
     assert_eq!(
-        server.respond(2, &read, &mut &store, &mut out),
+        server.respond(2, &read, &mut store.clone(), &mut out),
         Reply::Silent(SilentReason::ForeignUnit)
     );
     assert_eq!(server.counter(DiagnosticCounter::ServerMessage), 0);
-    let mut several = Server::new(Config {
-        units: UnitIds::single(1).with(7),
-        broadcast: true,
-    });
+    let mut several = PduServer::new(UnitIds::single(1).with(7), true);
     assert_eq!(
-        several.respond(7, &read, &mut &store, &mut out),
+        several.respond(7, &read, &mut store.clone(), &mut out),
         Reply::Send(4)
     );
-    let mut tcp = Server::new(Config::tcp());
+    let mut tcp = PduServer::tcp();
     assert_eq!(
-        tcp.respond(0xFF, &read, &mut &store, &mut out),
+        tcp.respond(0xFF, &read, &mut store.clone(), &mut out),
         Reply::Send(4)
     );
 }
@@ -400,19 +399,34 @@ fn listen_only_mode_answers_nothing_until_restart() {
     let mut server = serial();
     let mut out = [0u8; 253];
     assert_eq!(
-        server.respond(UNIT, &[0x08, 0x00, 0x04, 0x00, 0x00], &mut &store, &mut out),
+        server.respond(
+            UNIT,
+            &[0x08, 0x00, 0x04, 0x00, 0x00],
+            &mut store.clone(),
+            &mut out
+        ),
         Reply::Silent(SilentReason::NoResponse)
     );
     assert!(server.is_listen_only());
     // Writes are not executed, reads not answered.
     assert_eq!(
-        server.respond(UNIT, &[0x06, 0x00, 0x00, 0x00, 0x09], &mut &store, &mut out),
+        server.respond(
+            UNIT,
+            &[0x06, 0x00, 0x00, 0x00, 0x09],
+            &mut store.clone(),
+            &mut out
+        ),
         Reply::Silent(SilentReason::ListenOnly)
     );
     assert_eq!(store.holding_registers(0, 1), Ok(vec![0]));
     // 08/01 leaves listen-only mode without a reply, clears counters, logs the restart.
     assert_eq!(
-        server.respond(UNIT, &[0x08, 0x00, 0x01, 0x00, 0x00], &mut &store, &mut out),
+        server.respond(
+            UNIT,
+            &[0x08, 0x00, 0x01, 0x00, 0x00],
+            &mut store.clone(),
+            &mut out
+        ),
         Reply::Silent(SilentReason::ListenOnly)
     );
     assert!(!server.is_listen_only());
@@ -446,7 +460,7 @@ fn counters_follow_a_sequence_of_good_and_bad_frames() {
         ask(&mut server, &store, UNIT, &[0x03, 0x00, 0x00, 0x00, 0x00]).as_deref(),
         Some(&[0x83, 0x03][..])
     );
-    let counter = |server: &mut Server, sub: u8| {
+    let counter = |server: &mut PduServer, sub: u8| {
         let response = ask(server, &store, UNIT, &[0x08, 0x00, sub, 0x00, 0x00]).unwrap();
         assert_eq!(response[..3], [0x08, 0x00, sub]);
         u16::from_be_bytes([response[3], response[4]])
@@ -511,33 +525,30 @@ fn event_log_keeps_the_newest_64_events() {
 
 #[test]
 fn unit_map_routes_unit_ids_and_fans_out_broadcasts() {
-    let first = Arc::new(store());
-    let second = Arc::new(store());
+    let first = store();
+    let second = store();
     let mut map = UnitMap::new();
-    map.insert(1, Arc::clone(&first));
-    map.insert(2, Arc::clone(&second));
-    let mut server = Server::new(Config {
-        units: map.unit_ids(),
-        broadcast: true,
-    });
+    map.insert(1, first.clone());
+    map.insert(2, second.clone());
+    let mut server = PduServer::new(map.unit_ids(), true);
     let mut out = [0u8; 253];
     assert_eq!(
-        map.respond(&mut server, 2, &[0x06, 0x00, 0x00, 0x00, 0x05], &mut out),
+        server.respond(2, &[0x06, 0x00, 0x00, 0x00, 0x05], &mut map, &mut out),
         Reply::Send(5)
     );
     assert_eq!(second.holding_registers(0, 1), Ok(vec![5]));
     assert_eq!(first.holding_registers(0, 1), Ok(vec![0]));
     assert_eq!(
-        map.respond(&mut server, 3, &[0x03, 0x00, 0x00, 0x00, 0x01], &mut out),
+        server.respond(3, &[0x03, 0x00, 0x00, 0x00, 0x01], &mut map, &mut out),
         Reply::Silent(SilentReason::ForeignUnit)
     );
     assert_eq!(
-        map.respond(&mut server, 0, &[0x06, 0x00, 0x01, 0x00, 0x07], &mut out),
+        server.respond(0, &[0x06, 0x00, 0x01, 0x00, 0x07], &mut map, &mut out),
         Reply::Silent(SilentReason::Broadcast)
     );
     assert_eq!(first.holding_registers(1, 1), Ok(vec![7]));
     assert_eq!(second.holding_registers(1, 1), Ok(vec![7]));
-    let all = UnitMap::serving_all(Arc::clone(&first));
+    let all = UnitMap::serving_all(first.clone());
     assert!(all.get(200).is_some());
     assert_eq!(all.unit_ids(), UnitIds::all());
 }
@@ -547,12 +558,12 @@ fn concurrent_writers_never_see_torn_writes() {
     const THREADS: u16 = 4;
     const WIDTH: u16 = 20;
     const ROUNDS: u16 = 200;
-    let store = Arc::new(DataStore::builder().holding_registers(100).build());
+    let store = DataStore::builder().holding_registers(100).build();
     let workers: Vec<_> = (0..THREADS)
         .map(|t| {
-            let store = Arc::clone(&store);
+            let store = store.clone();
             thread::spawn(move || {
-                let mut server = Server::new(Config::tcp());
+                let mut server = PduServer::tcp();
                 let address = t * WIDTH;
                 for round in 0..ROUNDS {
                     let value = t * 1000 + round;

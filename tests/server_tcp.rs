@@ -8,11 +8,11 @@ mod support;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::Arc;
 use std::time::Duration;
 
 use modbus_stack::frame::Framing;
 use modbus_stack::server::tcp::{Config, SpawnedServer, TcpServer};
+use modbus_stack::session::server::ServerConfig;
 use modbus_stack::sim;
 use support::{crc16_modbus, hex};
 
@@ -21,7 +21,7 @@ const READ_DEADLINE: Duration = Duration::from_secs(10);
 
 fn spawn(config: Config) -> SpawnedServer {
     let server = TcpServer::bind("127.0.0.1:0", config).expect("bind");
-    server.spawn(Arc::new(sim::unit_map())).expect("spawn")
+    server.spawn(sim::unit_map()).expect("spawn")
 }
 
 fn connect(addr: SocketAddr) -> TcpStream {
@@ -248,7 +248,10 @@ fn a_bad_length_field_closes_the_connection() {
 
 #[test]
 fn half_a_frame_then_silence_is_closed_after_the_idle_timeout() {
-    let server = spawn(Config::tcp().with_idle_timeout(Duration::from_millis(200)));
+    let server = spawn(Config {
+        idle_timeout: Duration::from_millis(200),
+        ..Config::tcp()
+    });
     let mut s = connect(server.local_addr());
     s.write_all(&hex("00 01 00 00 00 06 01 03")).unwrap();
     assert_closed(&mut s);
@@ -256,7 +259,10 @@ fn half_a_frame_then_silence_is_closed_after_the_idle_timeout() {
 
 #[test]
 fn at_the_cap_the_least_recently_used_connection_makes_room() {
-    let server = spawn(Config::tcp().with_max_connections(2));
+    let server = spawn(Config {
+        max_connections: 2,
+        ..Config::tcp()
+    });
     let mut first = connect(server.local_addr());
     let mut second = connect(server.local_addr());
     // Answers prove both connections have their thread; `first` is then used again, so
@@ -287,7 +293,10 @@ fn at_the_cap_the_least_recently_used_connection_makes_room() {
 
 #[test]
 fn thirty_two_concurrent_clients_write_and_read_back_distinct_ranges() {
-    let server = spawn(Config::tcp().with_max_connections(40));
+    let server = spawn(Config {
+        max_connections: 40,
+        ..Config::tcp()
+    });
     let addr = server.local_addr();
     let clients: Vec<_> = (0..32u16)
         .map(|client| {
@@ -391,14 +400,19 @@ fn rtu_over_tcp_ignores_bad_crc_and_foreign_units() {
 #[test]
 fn serial_line_framings_are_refused_by_bind() {
     for framing in [Framing::Rtu, Framing::Ascii] {
-        let config = Config::tcp().with_framing(framing);
-        assert_eq!(config.framing(), framing);
+        let config = Config::with_session(ServerConfig {
+            framing,
+            ..ServerConfig::tcp()
+        });
         let error = TcpServer::bind("127.0.0.1:0", config).expect_err("serial framing on TCP");
         assert_eq!(error.kind(), ErrorKind::InvalidInput, "{framing:?}");
     }
     // Both TCP framings bind.
     for framing in [Framing::Tcp, Framing::RtuOverTcp] {
-        let config = Config::tcp().with_framing(framing);
+        let config = Config::with_session(ServerConfig {
+            framing,
+            ..ServerConfig::tcp()
+        });
         assert!(
             TcpServer::bind("127.0.0.1:0", config).is_ok(),
             "{framing:?}"
@@ -463,9 +477,12 @@ fn coalesced_responses_match_one_write_per_response_however_requests_are_cut() {
     assert_eq!(expected.len(), count);
     assert!(expected.iter().all(|(tid, _, _)| *tid != 29));
     assert_eq!(expected[0].2.len(), 2 + 250);
-    let coalesced = Config::tcp().with_coalesced_responses(true);
-    assert!(coalesced.coalesced_responses());
-    assert!(!Config::tcp().coalesced_responses());
+    let coalesced = Config {
+        coalesce_responses: true,
+        ..Config::tcp()
+    };
+    assert!(coalesced.coalesce_responses);
+    assert!(!Config::tcp().coalesce_responses);
     // All in one write; byte by byte; cut at irregular places (ADUs split and merged).
     let cuts: [&[usize]; 4] = [
         &[requests.len()],
@@ -484,7 +501,10 @@ fn coalesced_responses_match_one_write_per_response_however_requests_are_cut() {
 
 #[test]
 fn coalesced_responses_on_rtu_over_tcp_answer_every_frame() {
-    let config = Config::rtu_over_tcp(1).with_coalesced_responses(true);
+    let config = Config {
+        coalesce_responses: true,
+        ..Config::rtu_over_tcp(1)
+    };
     let server = spawn(config);
     let mut s = connect(server.local_addr());
     let mut batch = rtu("01 04 00 07 00 02");

@@ -1,7 +1,7 @@
 //! Drives the server core with arbitrary requests against the simulator's data model.
 //!
 //! The first byte picks TCP or serial unit-id rules; then each record is `[unit_id, len,
-//! pdu...]`, answered in turn by one `Server`, so state (counters, event log, listen-only mode,
+//! pdu...]`, answered in turn by one `PduServer`, so state (counters, event log, listen-only mode,
 //! writes to the store) carries from one request to the next. Oracles: the server never panics,
 //! every reply fits a PDU, a reply to a request that decodes is a response that decodes against
 //! it, and a reply to one that does not decode is an exception naming its function code.
@@ -12,24 +12,24 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use modbus_stack::pdu::{EXCEPTION_BIT, MAX_PDU_LEN, Request, Response};
 use modbus_stack::server::UnitMap;
-use modbus_stack::session::server::{Config, Reply, Server};
+use modbus_stack::session::server::{PduServer, Reply};
 use modbus_stack::sim;
 
-fn model() -> &'static UnitMap {
+fn model() -> UnitMap {
     static MODEL: OnceLock<UnitMap> = OnceLock::new();
-    MODEL.get_or_init(sim::unit_map)
+    MODEL.get_or_init(sim::unit_map).clone()
 }
 
 fuzz_target!(|data: &[u8]| {
     let Some((&setup, mut rest)) = data.split_first() else { return };
-    let config = if setup & 1 == 0 { Config::tcp() } else { Config::serial(setup >> 1) };
-    let mut server = Server::new(config);
+    let mut server = if setup & 1 == 0 { PduServer::tcp() } else { PduServer::serial(setup >> 1) };
+    let mut model = model();
     let mut out = [0u8; MAX_PDU_LEN];
     while let [unit_id, len, tail @ ..] = rest {
         let take = usize::from(*len).min(tail.len());
         let (pdu, after) = tail.split_at(take);
         rest = after;
-        match model().respond(&mut server, *unit_id, pdu, &mut out) {
+        match server.respond(*unit_id, pdu, &mut model, &mut out) {
             Reply::Silent(_) => {}
             Reply::Send(len) => {
                 assert!(len <= MAX_PDU_LEN, "reply of {len} bytes");

@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
         let (mut chunk, after) = tail.split_at(take);
         rest = after;
         for _ in 0..=chunk.len() + 1 {
-            let n = decoder.push(chunk);
+            let n = decoder.push(modbus_stack::time::Instant::ZERO, chunk);
             chunk = &chunk[n..];
             for _ in 0..=tcp::MAX_ADU_LEN {
                 match decoder.poll_frame() {

@@ -119,6 +119,18 @@ impl<T: AsRef<[u8]>> Adu<T> {
     }
 }
 
+impl<'a> Adu<&'a [u8]> {
+    /// The PDU with the lifetime of the buffer rather than of the view.
+    #[must_use]
+    pub fn into_pdu(self) -> &'a [u8] {
+        let bytes = self.buffer;
+        let covered = bytes
+            .get(..bytes.len().saturating_sub(1))
+            .unwrap_or_default();
+        covered.get(1..).unwrap_or_default()
+    }
+}
+
 /// Characters the ASCII frame around a PDU of `pdu_len` bytes takes (CR LF included).
 #[must_use]
 pub const fn encoded_len(pdu_len: usize) -> usize {
@@ -300,6 +312,27 @@ impl Decoder {
     #[must_use]
     pub const fn counters(&self) -> Counters {
         self.counters
+    }
+
+    /// Drops the frame in progress and any frame or error waiting, keeping the configuration
+    /// and the counters; for a reopened port.
+    pub fn reset(&mut self) {
+        *self = Self {
+            counters: self.counters,
+            ..Self::new(self.config)
+        };
+    }
+
+    /// `true` when no character of a frame in progress (nor a frame or error waiting) is held.
+    #[must_use]
+    pub const fn is_empty(&self) -> bool {
+        matches!(self.state, State::Idle) && matches!(self.pending, Pending::None)
+    }
+
+    /// `true` when [`poll_frame`](Self::poll_frame) has a frame or an error to return.
+    #[must_use]
+    pub const fn is_ready(&self) -> bool {
+        !matches!(self.pending, Pending::None)
     }
 
     /// Changes the end character, for diagnostics sub-function 03; takes effect at once.

@@ -32,8 +32,11 @@ use core::num::NonZeroUsize;
 
 pub mod ascii;
 pub mod check;
+mod decoder;
 pub mod rtu;
 pub mod tcp;
+
+pub use decoder::{Decoder, Frame, Frames};
 
 /// How request and response ADUs are framed on a link: the one name for a framing across the
 /// crate (client sessions and transports, the TCP server).

@@ -16,9 +16,12 @@
     clippy::arithmetic_side_effects
 )]
 
+use core::time::Duration;
+
 use crate::error::{DecodeError, EncodeError, FrameError};
 use crate::frame::{Needed, Status};
 use crate::pdu::MAX_PDU_LEN;
+use crate::time::Instant;
 
 /// Bytes of the MBAP header, unit id included.
 pub const HEADER_LEN: usize = 7;
@@ -326,46 +329,6 @@ pub fn parse(buf: &[u8]) -> Status<Adu<'_>> {
     }
 }
 
-/// Iterator of [`Decoder::whole_adus`]: complete ADUs, and the [`FrameError::ProtocolId`] of
-/// an ADU skipped whole; it stops at a partial ADU or a length field only the decoder may judge.
-#[derive(Debug)]
-pub(crate) struct WholeAdus<'b> {
-    rest: &'b [u8],
-    active: bool,
-}
-
-impl<'b> WholeAdus<'b> {
-    /// The bytes not framed: a partial ADU, or whatever the decoder has to judge.
-    pub(crate) const fn rest(&self) -> &'b [u8] {
-        self.rest
-    }
-}
-
-impl<'b> Iterator for WholeAdus<'b> {
-    type Item = Result<Adu<'b>, FrameError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if !self.active {
-            return None;
-        }
-        // Every item consumes a whole ADU (at least 8 bytes), so the iterator ends.
-        let (item, consumed) = match parse(self.rest) {
-            Status::Complete { frame, consumed } => (Ok(frame), consumed),
-            // "Protocol id ≠ 0 → discard the indication": that ADU is skipped, as in the decoder.
-            Status::Invalid {
-                error: error @ FrameError::ProtocolId { .. },
-                discard,
-            } => (Err(error), discard),
-            Status::Incomplete(_) | Status::Invalid { .. } => {
-                self.active = false;
-                return None;
-            }
-        };
-        self.rest = self.rest.get(consumed..).unwrap_or_default();
-        Some(item)
-    }
-}
-
 /// Streaming Modbus TCP decoder with a fixed 260-byte buffer, for ADUs back to back or split
 /// anywhere in a byte stream.
 ///
@@ -374,13 +337,21 @@ impl<'b> Iterator for WholeAdus<'b> {
 /// [`FrameError::LengthField`] the decoder drops every byte it is given until
 /// [`reset`](Self::reset): close the connection.
 ///
+/// With a [frame timeout](Self::with_frame_timeout), part of an ADU older than the timeout is
+/// not kept: [`poll_timeout`](Self::poll_timeout) says when, and
+/// [`handle_timeout`](Self::handle_timeout) (or the next [`push`](Self::push)) reports
+/// [`FrameError::Incomplete`]. The stream cannot be framed after that either, so the decoder is
+/// broken as after a length-field error: a truncated ADU completed by the bytes of the next
+/// one would otherwise pass for a whole one.
+///
 /// ```
 /// use modbus_stack::frame::tcp::Decoder;
+/// use modbus_stack::time::Instant;
 /// let mut decoder = Decoder::new();
 /// let bytes = [0x00, 0x04, 0x00, 0x00, 0x00, 0x02, 0xFF, 0x07];
-/// assert_eq!(decoder.push(&bytes[..3]), 3);
+/// assert_eq!(decoder.push(Instant::ZERO, &bytes[..3]), 3);
 /// assert!(decoder.poll_frame().is_none());
-/// decoder.push(&bytes[3..]);
+/// decoder.push(Instant::ZERO, &bytes[3..]);
 /// assert_eq!(decoder.poll_frame().unwrap().unwrap().pdu(), &[0x07]);
 /// ```
 #[derive(Debug, Clone)]
@@ -391,6 +362,13 @@ pub struct Decoder {
     consume: usize,
     /// Stream alignment was lost; everything is dropped until `reset`.
     broken: bool,
+    /// An error to report before anything else (the frame timeout's).
+    error: Option<FrameError>,
+    frame_timeout: Option<Duration>,
+    /// When the first byte of the partial ADU held arrived.
+    frame_started: Instant,
+    /// When the latest bytes were pushed: the start of an ADU left behind a delivered one.
+    last_push: Instant,
 }
 
 impl Default for Decoder {
@@ -400,7 +378,7 @@ impl Default for Decoder {
 }
 
 impl Decoder {
-    /// An empty decoder.
+    /// An empty decoder without a frame timeout.
     #[must_use]
     pub const fn new() -> Self {
         Self {
@@ -408,7 +386,19 @@ impl Decoder {
             len: 0,
             consume: 0,
             broken: false,
+            error: None,
+            frame_timeout: None,
+            frame_started: Instant::ZERO,
+            last_push: Instant::ZERO,
         }
+    }
+
+    /// The same decoder dropping part of an ADU that is not complete `timeout` after its first
+    /// byte arrived.
+    #[must_use]
+    pub const fn with_frame_timeout(mut self, timeout: Duration) -> Self {
+        self.frame_timeout = Some(timeout);
+        self
     }
 
     /// `true` when the decoder holds no bytes of an undelivered ADU: the stream is at an ADU
@@ -420,39 +410,38 @@ impl Decoder {
     }
 
     /// Bytes held that belong to no ADU delivered yet (a partial ADU).
-    pub(crate) const fn held(&self) -> usize {
+    #[must_use]
+    pub const fn held(&self) -> usize {
         self.len.saturating_sub(self.consume)
     }
 
-    /// The whole ADUs at the front of `bytes`, framed where they lie (no copy into the
-    /// decoder) exactly as [`poll_frame`](Self::poll_frame) would deliver them, when the decoder
-    /// is at an ADU boundary; none when it holds part of an ADU or is broken. Push
-    /// [`WholeAdus::rest`] afterwards.
-    pub(crate) fn whole_adus<'b>(&self, bytes: &'b [u8]) -> WholeAdus<'b> {
-        WholeAdus {
-            rest: bytes,
-            active: self.is_empty() && !self.broken,
-        }
-    }
-
-    /// `true` after a length-field error: the stream cannot be framed any more.
+    /// `true` after a length-field error or a frame timeout: the stream cannot be framed any
+    /// more.
     #[must_use]
     pub const fn is_broken(&self) -> bool {
         self.broken
     }
 
-    /// Empties the decoder, for a new connection.
+    /// Empties the decoder, for a new connection (the frame timeout stays).
     pub fn reset(&mut self) {
-        *self = Self::new();
+        *self = Self {
+            frame_timeout: self.frame_timeout,
+            ..Self::new()
+        };
     }
 
-    /// Takes received bytes up to the free buffer space; returns how many were taken (all of them
-    /// once the decoder is broken, since they are dropped).
-    pub fn push(&mut self, bytes: &[u8]) -> usize {
+    /// Takes bytes received at `now`, up to the free buffer space; returns how many were taken
+    /// (all of them once the decoder is broken, since they are dropped).
+    pub fn push(&mut self, now: Instant, bytes: &[u8]) -> usize {
         self.settle();
+        self.handle_timeout(now);
         if self.broken {
             return bytes.len();
         }
+        if self.len == 0 && !bytes.is_empty() {
+            self.frame_started = now;
+        }
+        self.last_push = now;
         let take = MAX_ADU_LEN.saturating_sub(self.len).min(bytes.len());
         let end = self.len.saturating_add(take);
         if let (Some(dst), Some(src)) = (self.buf.get_mut(self.len..end), bytes.get(..take)) {
@@ -462,10 +451,25 @@ impl Decoder {
         take
     }
 
+    /// `true` when [`poll_frame`](Self::poll_frame) has an ADU or an error to return.
+    #[must_use]
+    pub fn is_ready(&mut self) -> bool {
+        self.settle();
+        self.error.is_some()
+            || (!self.broken
+                && !matches!(
+                    parse(self.buf.get(..self.len).unwrap_or_default()),
+                    Status::Incomplete(_)
+                ))
+    }
+
     /// The next ADU or framing error, if one is ready. The ADU borrows the decoder's buffer and
     /// is dropped from it at the next call.
     pub fn poll_frame(&mut self) -> Option<Result<Adu<'_>, FrameError>> {
         self.settle();
+        if let Some(error) = self.error.take() {
+            return Some(Err(error));
+        }
         if self.broken {
             return None;
         }
@@ -478,8 +482,7 @@ impl Decoder {
             }
             Status::Invalid { error, discard } => {
                 if matches!(error, FrameError::LengthField { .. }) {
-                    self.broken = true;
-                    self.len = 0;
+                    self.break_stream();
                 } else {
                     self.consume = discard;
                     self.settle();
@@ -489,12 +492,39 @@ impl Decoder {
         }
     }
 
+    /// When the partial ADU held times out, if the decoder has a frame timeout and holds one.
+    #[must_use]
+    #[allow(clippy::arithmetic_side_effects)] // `Instant + Duration` saturates, never overflows.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let timeout = self.frame_timeout?;
+        (!self.is_empty() && !self.broken).then(|| self.frame_started + timeout)
+    }
+
+    /// Drops the partial ADU held if it timed out at `now`; [`poll_frame`](Self::poll_frame)
+    /// then reports [`FrameError::Incomplete`] and the decoder is broken.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.poll_timeout().is_some_and(|deadline| now >= deadline) {
+            self.settle();
+            self.error = Some(FrameError::Incomplete { len: self.len });
+            self.break_stream();
+        }
+    }
+
+    fn break_stream(&mut self) {
+        self.broken = true;
+        self.len = 0;
+        self.consume = 0;
+    }
+
     fn settle(&mut self) {
         if self.consume > 0 {
             let consume = self.consume.min(self.len);
             self.buf.copy_within(consume..self.len, 0);
             self.len = self.len.saturating_sub(consume);
             self.consume = 0;
+            // What is left behind a delivered ADU is the start of the next, which came with
+            // the latest push at the earliest.
+            self.frame_started = self.last_push;
         }
     }
 }

@@ -62,16 +62,15 @@ impl<'m> ReadPlan<'m> {
     /// early, since every further read would wait for the same reconnection to fail.
     ///
     /// ```
-    /// use std::sync::Arc;
     /// use modbus_stack::client::Client;
     /// use modbus_stack::poll::{PlanConfig, Point, PointKind, PointMap, PointValue, Table};
     /// use modbus_stack::server::tcp::{Config, TcpServer};
-    /// use modbus_stack::transport::tcp::TcpConfig;
+    /// use modbus_stack::transport::tcp;
     /// use modbus_stack::value::{DataType, Order};
     ///
     /// let server = TcpServer::bind("127.0.0.1:0", Config::tcp())?
-    ///     .spawn(Arc::new(modbus_stack::sim::unit_map()))?;
-    /// let mut client = Client::tcp(server.local_addr(), TcpConfig::default())?;
+    ///     .spawn(modbus_stack::sim::unit_map())?;
+    /// let mut client = Client::tcp(server.local_addr(), tcp::Config::default())?;
     /// let map = PointMap::new([
     ///     Point::new("level", 1, Table::HoldingRegisters, 0, PointKind::number(DataType::F32, Order::Cdab)),
     ///     Point::new("count", 1, Table::InputRegisters, 7, PointKind::number(DataType::U16, Order::Abcd)),

@@ -1,177 +1,130 @@
-//! Blocking Modbus RTU and ASCII servers over a serial line (feature `serial`).
+//! A blocking Modbus RTU or ASCII server on a serial line (feature `serial`).
 //!
-//! A [`SerialServer`] owns the framing decoder and the [`Server`] session of one serial line; it
-//! borrows the port for [`serve`](SerialServer::serve), so it runs over anything implementing
-//! [`serialport::SerialPort`]: a port from [`open`], a `serialport::TTYPort` (and the pseudo
-//! terminal pairs tests use), or a `Box<dyn SerialPort>`.
-//!
-//! The line rules are those of `modbus-reference.md` §8 and §9: the server answers only its own
-//! unit id, executes broadcasts (unit 0) without answering, and drops frames with a bad CRC or
-//! LRC silently, counting them for the diagnostics (CPT2 through
-//! [`Server::note_frame_error`], CPT1 through [`Server::note_frame_received`]). RTU frames are
-//! cut by the t1.5/t3.5 timing of [`Timing`] (from [`Timing::for_line`]) and the function-code
-//! length rules; the server waits until t3.5 after the last request byte before it answers.
-//! Reads use short timeouts, so a shutdown request is seen within [`POLL_INTERVAL`].
+//! A [`SerialServer`] owns the port and the [`ServerSession`] of one line, which does all the
+//! line rules of `modbus-reference.md` §8 and §9: it answers only its own unit id, executes
+//! broadcasts (unit 0) without answering, drops frames with a bad CRC or LRC silently (counted
+//! for the diagnostics), cuts RTU frames by t1.5/t3.5 and the function-code length rules, and
+//! holds each answer until t3.5 after its request. The server only moves bytes and reads the
+//! clock. Reads use short timeouts, so a shutdown is seen within [`POLL_INTERVAL`].
 
 use std::boxed::Box;
 use std::io::{self, ErrorKind};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration as StdDuration;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
 
 use serialport::SerialPort;
 
-use super::Service;
+use super::ShutdownHandle;
 use crate::frame::ascii;
-use crate::frame::rtu::{self, Parity, StopBits, Timing};
-use crate::pdu::MAX_PDU_LEN;
-use crate::session::{self, Reply, Server};
+use crate::session::server::{Handler, ServerConfig, ServerSession};
 use crate::time::Instant;
+use crate::transport::serial::Config as LineConfig;
 
-/// The longest a read blocks while no frame is in progress: how quickly a shutdown is seen.
-pub const POLL_INTERVAL: StdDuration = StdDuration::from_millis(20);
+/// The longest a read blocks while no timer is due: how quickly a shutdown is seen.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(20);
 /// Bytes read from the port at a time.
 const READ_BUFFER_LEN: usize = 256;
-
-/// The framing of a serial line and its decoder.
-#[derive(Debug, Clone)]
-enum Line {
-    Rtu {
-        decoder: Box<rtu::Decoder>,
-        timing: Timing,
-    },
-    Ascii {
-        decoder: Box<ascii::Decoder>,
-    },
-}
-
-/// Opens the serial port at `path` for Modbus: `baud`, 8 data bits, `parity`, `stop_bits`, no
-/// flow control.
-///
-/// # Errors
-/// The port cannot be opened or configured.
-pub fn open(
-    path: &str,
-    baud: u32,
-    parity: Parity,
-    stop_bits: StopBits,
-) -> io::Result<Box<dyn SerialPort>> {
-    let parity = match parity {
-        Parity::None => serialport::Parity::None,
-        Parity::Even => serialport::Parity::Even,
-        Parity::Odd => serialport::Parity::Odd,
-    };
-    let stop_bits = match stop_bits {
-        StopBits::One => serialport::StopBits::One,
-        StopBits::Two => serialport::StopBits::Two,
-    };
-    Ok(serialport::new(path, baud)
-        .data_bits(serialport::DataBits::Eight)
-        .parity(parity)
-        .stop_bits(stop_bits)
-        .flow_control(serialport::FlowControl::None)
-        .timeout(POLL_INTERVAL)
-        .open()?)
-}
 
 /// A Modbus RTU or ASCII server for one serial line.
 ///
 /// ```no_run
-/// use modbus_stack::frame::rtu::{Parity, StopBits, Timing};
-/// use modbus_stack::server::serial::{self, SerialServer};
+/// use modbus_stack::server::serial::SerialServer;
+/// use modbus_stack::session::server::ServerConfig;
+/// use modbus_stack::transport::serial::Config;
 ///
-/// let mut port = serial::open("/dev/ttyUSB0", 19_200, Parity::Even, StopBits::One)?;
-/// let timing = Timing::for_line(19_200, Parity::Even, StopBits::One);
-/// let mut server = SerialServer::rtu(1, timing);
-/// server.serve(&mut *port, &modbus_stack::sim::unit_map())?;
+/// let line = Config::new(19_200); // 8E1
+/// let mut server = SerialServer::open("/dev/ttyUSB0", &line, ServerConfig::rtu(1, line.timing()))?;
+/// server.serve(modbus_stack::sim::unit_map())?;
 /// # Ok::<(), std::io::Error>(())
 /// ```
-#[derive(Debug, Clone)]
 pub struct SerialServer {
-    line: Line,
-    session: Server,
-    stop: Arc<AtomicBool>,
+    port: Box<dyn SerialPort>,
+    session: ServerSession,
+    shutdown: ShutdownHandle,
+}
+
+impl core::fmt::Debug for SerialServer {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SerialServer")
+            .field("port", &self.port.name())
+            .field("session", &self.session)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SerialServer {
-    /// An RTU server answering `unit_id` on a line with `timing`.
-    #[must_use]
-    pub fn rtu(unit_id: u8, timing: Timing) -> Self {
-        Self::new(
-            Line::Rtu {
-                decoder: Box::new(rtu::Decoder::new(rtu::Config::server(timing))),
-                timing,
-            },
-            session::Config::serial(unit_id),
-        )
+    /// Opens the port at `path` with the character format of `line`, for a session of
+    /// `session` (its framing is [`Rtu`](crate::frame::Framing::Rtu) or
+    /// [`Ascii`](crate::frame::Framing::Ascii); give RTU the line's
+    /// [`timing`](LineConfig::timing)).
+    ///
+    /// # Errors
+    /// The port cannot be opened or configured, or `session`'s framing is a TCP one.
+    pub fn open(path: &str, line: &LineConfig, session: ServerConfig) -> io::Result<Self> {
+        check_framing(&session)?;
+        Ok(Self::with_port(line.open(path, POLL_INTERVAL)?, session))
     }
 
-    /// An ASCII server answering `unit_id` (1 s inter-character timeout, LF end character).
-    #[must_use]
-    pub fn ascii(unit_id: u8) -> Self {
-        Self::new(
-            Line::Ascii {
-                decoder: Box::new(ascii::Decoder::new(ascii::Config::new())),
-            },
-            session::Config::serial(unit_id),
-        )
+    /// Serves on a port opened and configured by the caller (a pseudo-terminal, a port with
+    /// special settings).
+    ///
+    /// # Errors
+    /// `session`'s framing is a TCP one.
+    pub fn from_port(port: Box<dyn SerialPort>, session: ServerConfig) -> io::Result<Self> {
+        check_framing(&session)?;
+        Ok(Self::with_port(port, session))
     }
 
-    fn new(line: Line, config: session::Config) -> Self {
+    fn with_port(port: Box<dyn SerialPort>, session: ServerConfig) -> Self {
         Self {
-            line,
-            session: Server::new(config),
-            stop: Arc::new(AtomicBool::new(false)),
+            port,
+            session: ServerSession::new(session),
+            shutdown: ShutdownHandle::new(),
         }
-    }
-
-    /// The same server with another unit-id filter and broadcast rule.
-    #[must_use]
-    pub fn with_session(mut self, config: session::Config) -> Self {
-        self.session.set_config(config);
-        self
     }
 
     /// The protocol session: diagnostics counters, event log, listen-only mode.
     #[must_use]
-    pub const fn session(&self) -> &Server {
+    pub const fn session(&self) -> &ServerSession {
         &self.session
     }
 
-    /// A flag that stops [`serve`](Self::serve) when set; share it with another thread.
+    /// A handle that stops [`serve`](Self::serve) from another thread.
     #[must_use]
-    pub fn shutdown_flag(&self) -> Arc<AtomicBool> {
-        Arc::clone(&self.stop)
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shutdown.clone()
     }
 
-    /// Reads requests from `port` and answers them from `service` until the
-    /// [`shutdown_flag`](Self::shutdown_flag) is set. Changes the port's timeout.
+    /// Answers requests on the line from `handler` in the calling thread until the
+    /// [`ShutdownHandle`] is used. Changes the port's timeout.
     ///
     /// # Errors
     /// Reading from, writing to or configuring the port fails (a read timeout is not an error).
-    pub fn serve<P, S>(&mut self, port: &mut P, service: &S) -> io::Result<()>
-    where
-        P: SerialPort + ?Sized,
-        S: Service + ?Sized,
-    {
+    pub fn serve<H: Handler>(&mut self, mut handler: H) -> io::Result<()> {
         let mut buf = [0u8; READ_BUFFER_LEN];
+        let mut out = [0u8; ascii::MAX_FRAME_CHARS];
         let mut timeout = POLL_INTERVAL;
-        port.set_timeout(timeout)?;
-        while !self.stop.load(Ordering::SeqCst) {
-            // Wake up when the decoder's timer (t3.5 or the ASCII character timeout) is due, so
-            // a frame that ends by silence is answered promptly; otherwise at the poll interval.
-            let wanted = self.poll_timeout().map_or(POLL_INTERVAL, |deadline| {
-                let wait = deadline.saturating_duration_since(Instant::now());
-                wait.clamp(StdDuration::from_millis(1), POLL_INTERVAL)
+        self.port.set_timeout(timeout)?;
+        while !self.shutdown.is_shutdown() {
+            // Wake when the session's timer is due (a frame ended by silence, an answer's
+            // turnaround), so both happen promptly; otherwise at the poll interval.
+            let wanted = self.session.poll_timeout().map_or(POLL_INTERVAL, |due| {
+                let wait = due.saturating_duration_since(Instant::now());
+                wait.clamp(Duration::from_millis(1), POLL_INTERVAL)
             });
             if wanted != timeout {
                 timeout = wanted;
-                port.set_timeout(timeout)?;
+                self.port.set_timeout(timeout)?;
             }
-            match port.read(&mut buf) {
+            match self.port.read(&mut buf) {
                 Ok(n) => {
                     let now = Instant::now();
-                    self.receive(now, buf.get(..n).unwrap_or_default(), port, service)?;
+                    self.receive(
+                        now,
+                        buf.get(..n).unwrap_or_default(),
+                        &mut handler,
+                        &mut out,
+                    )?;
                 }
                 Err(error)
                     if matches!(
@@ -180,123 +133,118 @@ impl SerialServer {
                     ) => {}
                 Err(error) => return Err(error),
             }
-            self.handle_timeout(Instant::now());
-            self.answer_pending(port, service)?;
+            let now = Instant::now();
+            if self.session.poll_timeout().is_some_and(|due| due <= now) {
+                self.session.handle_timeout(now, &mut handler);
+            }
+            self.transmit(&mut out)?;
         }
         Ok(())
     }
 
-    fn poll_timeout(&self) -> Option<Instant> {
-        match &self.line {
-            Line::Rtu { decoder, .. } => decoder.poll_timeout(),
-            Line::Ascii { decoder } => decoder.poll_timeout(),
-        }
+    /// Runs [`serve`](Self::serve) in a background thread.
+    ///
+    /// # Errors
+    /// The thread cannot be spawned.
+    pub fn spawn<H: Handler + Send + 'static>(mut self, handler: H) -> io::Result<SpawnedServer> {
+        let shutdown = self.shutdown_handle();
+        let thread = thread::Builder::new()
+            .name("modbus-serial".into())
+            .spawn(move || {
+                let result = self.serve(handler);
+                (self, result)
+            })?;
+        Ok(SpawnedServer { shutdown, thread })
     }
 
-    fn handle_timeout(&mut self, now: Instant) {
-        match &mut self.line {
-            Line::Rtu { decoder, .. } => decoder.handle_timeout(now),
-            Line::Ascii { decoder } => decoder.handle_timeout(now),
-        }
-    }
-
-    /// Feeds bytes read at `now` to the decoder, answering frames as they complete.
-    fn receive<P, S>(
+    /// Passes bytes read at `now` to the session, sending answers as they fall due.
+    fn receive<H: Handler>(
         &mut self,
         now: Instant,
         mut bytes: &[u8],
-        port: &mut P,
-        service: &S,
-    ) -> io::Result<()>
-    where
-        P: SerialPort + ?Sized,
-        S: Service + ?Sized,
-    {
-        // Each round takes at least one byte or answers a waiting frame; a round with neither
-        // ends the loop (dropping the rest) rather than spinning.
-        while !bytes.is_empty() {
-            let taken = match &mut self.line {
-                Line::Rtu { decoder, .. } => decoder.push(now, bytes),
-                Line::Ascii { decoder } => decoder.push(now, bytes),
-            };
+        handler: &mut H,
+        out: &mut [u8; ascii::MAX_FRAME_CHARS],
+    ) -> io::Result<()> {
+        // Each round takes bytes, or sends an answer (after which the session may hold further
+        // whole requests, so it gets another round even with no bytes left), or finds an
+        // answer waiting for its turnaround and sends it when due. A round with none of these
+        // ends the loop rather than spins.
+        loop {
+            let taken = self.session.handle_input(now, bytes, handler);
             bytes = bytes.get(taken..).unwrap_or_default();
-            let answered = self.answer_pending(port, service)?;
-            if taken == 0 && !answered {
+            if self.transmit(out)? {
+                continue;
+            }
+            if bytes.is_empty() {
+                break;
+            }
+            if taken > 0 {
+                continue;
+            }
+            let Some(due) = self.session.poll_timeout() else {
+                break;
+            };
+            thread::sleep(due.saturating_duration_since(Instant::now()));
+            self.session
+                .handle_timeout(Instant::now().max(due), handler);
+            if !self.transmit(out)? {
                 break;
             }
         }
         Ok(())
     }
 
-    /// Answers every frame the decoder holds; returns `true` if there was any frame or error.
-    fn answer_pending<P, S>(&mut self, port: &mut P, service: &S) -> io::Result<bool>
-    where
-        P: SerialPort + ?Sized,
-        S: Service + ?Sized,
-    {
-        let mut pdu_out = [0u8; MAX_PDU_LEN];
-        let mut frame_out = [0u8; ascii::MAX_FRAME_CHARS];
-        let mut any = false;
-        loop {
-            // Decode, respond and encode while the frame borrows the decoder; send after.
-            let (len, wait_until) = match &mut self.line {
-                Line::Rtu { decoder, timing } => match decoder.poll_frame() {
-                    None => return Ok(any),
-                    Some(Err(_)) => {
-                        // Bad CRC, gap or length: dropped silently, counted (CPT2).
-                        self.session.note_frame_error();
-                        (None, None)
-                    }
-                    Some(Ok(adu)) => {
-                        self.session.note_frame_received();
-                        let unit_id = adu.unit_id();
-                        let reply =
-                            service.respond(&mut self.session, unit_id, adu.pdu(), &mut pdu_out);
-                        let len = sendable(reply, &pdu_out)
-                            .and_then(|pdu| rtu::encode(unit_id, pdu, &mut frame_out).ok());
-                        // "Emission ... after t3.5 of silence" (§8.6): the request's last byte
-                        // arrived no later than now.
-                        (len, Some(Instant::now() + timing.t3_5()))
-                    }
-                },
-                Line::Ascii { decoder } => match decoder.poll_frame() {
-                    None => return Ok(any),
-                    Some(Err(_)) => {
-                        self.session.note_frame_error();
-                        (None, None)
-                    }
-                    Some(Ok(adu)) => {
-                        self.session.note_frame_received();
-                        let unit_id = adu.unit_id();
-                        let reply =
-                            service.respond(&mut self.session, unit_id, adu.pdu(), &mut pdu_out);
-                        let len = sendable(reply, &pdu_out)
-                            .and_then(|pdu| ascii::encode(unit_id, pdu, &mut frame_out).ok());
-                        (len, None)
-                    }
-                },
-            };
-            any = true;
-            if let Line::Ascii { decoder } = &mut self.line {
-                // Diagnostics 08/03 may have changed the end character.
-                decoder.set_end_char(self.session.ascii_delimiter());
-            }
-            if let Some(len) = len {
-                if let Some(deadline) = wait_until {
-                    let wait = deadline.saturating_duration_since(Instant::now());
-                    std::thread::sleep(wait);
-                }
-                port.write_all(frame_out.get(..len).unwrap_or_default())?;
-                port.flush()?;
-            }
+    /// Sends the answers that are due; `true` if there was one.
+    fn transmit(&mut self, out: &mut [u8; ascii::MAX_FRAME_CHARS]) -> io::Result<bool> {
+        let mut sent = false;
+        while let Some(len) = self.session.poll_transmit(out) {
+            self.port.write_all(out.get(..len).unwrap_or_default())?;
+            self.port.flush()?;
+            sent = true;
         }
+        Ok(sent)
     }
 }
 
-/// The response PDU to send for `reply`, if any.
-fn sendable(reply: Reply, pdu_out: &[u8]) -> Option<&[u8]> {
-    match reply {
-        Reply::Send(len) => pdu_out.get(..len),
-        Reply::Silent(_) => None,
+fn check_framing(session: &ServerConfig) -> io::Result<()> {
+    if session.framing.is_serial() {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            ErrorKind::InvalidInput,
+            std::format!(
+                "{:?} is a TCP framing; a serial line carries Rtu or Ascii",
+                session.framing
+            ),
+        ))
+    }
+}
+
+/// A [`SerialServer`] serving in a background thread, from [`SerialServer::spawn`].
+#[derive(Debug)]
+pub struct SpawnedServer {
+    shutdown: ShutdownHandle,
+    thread: JoinHandle<(SerialServer, io::Result<()>)>,
+}
+
+impl SpawnedServer {
+    /// A handle that stops the server without waiting for it.
+    #[must_use]
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shutdown.clone()
+    }
+
+    /// Stops the server, waits for its thread, and hands the server back (its session's
+    /// diagnostics included).
+    ///
+    /// # Errors
+    /// The error that stopped `serve` early, if any; an `Other` error if its thread panicked.
+    pub fn shutdown(self) -> io::Result<SerialServer> {
+        self.shutdown.shutdown();
+        let (server, result) = self
+            .thread
+            .join()
+            .map_err(|_| io::Error::other("serial server thread panicked"))?;
+        result.map(|()| server)
     }
 }

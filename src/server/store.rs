@@ -10,8 +10,7 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::vec::Vec;
 
 use crate::pdu::{Coils, ExceptionCode, MAX_FIFO_COUNT, Registers};
-use crate::session::server::{Handler, MAX_DEVICE_ID_OBJECT_LEN, Reply, Server, SilentReason};
-use crate::session::{Config, UnitIds};
+use crate::session::server::{Handler, MAX_DEVICE_ID_OBJECT_LEN, Unit, UnitIds};
 
 /// The tables themselves; always accessed under the [`DataStore`] lock.
 #[derive(Debug, Clone, Default)]
@@ -82,27 +81,28 @@ fn write_registers(
     Ok(())
 }
 
-/// An in-memory Modbus data model, safe to share between threads (wrap it in an [`Arc`]).
+/// An in-memory Modbus data model shared between threads: a handle, whose clones all reach the
+/// same tables.
 ///
-/// The server side uses it through `impl Handler for &DataStore`; the application reads and
-/// writes the same tables with the inherent methods, including the read-only discrete inputs
-/// and input registers a client cannot write.
+/// It is a [`Handler`], so servers answer from it directly (each TCP connection with a clone);
+/// the application reads and writes the same tables with the inherent methods, including the
+/// read-only discrete inputs and input registers a client cannot write.
 ///
 /// ```
 /// use modbus_stack::server::DataStore;
-/// use modbus_stack::session::{Config, Reply, Server};
+/// use modbus_stack::session::server::{PduServer, Reply};
 ///
 /// let store = DataStore::builder().holding_registers(100).build();
-/// let mut server = Server::new(Config::serial(1));
+/// let mut server = PduServer::serial(1);
 /// let mut out = [0u8; 253];
 /// // FC 16: write 0x000A, 0x0102 at 1.
 /// let request = [0x10, 0x00, 0x01, 0x00, 0x02, 0x04, 0x00, 0x0A, 0x01, 0x02];
-/// assert_eq!(server.respond(1, &request, &mut &store, &mut out), Reply::Send(5));
+/// assert_eq!(server.respond(1, &request, &mut store.clone(), &mut out), Reply::Send(5));
 /// assert_eq!(store.holding_registers(1, 2), Ok(vec![0x000A, 0x0102]));
 /// ```
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct DataStore {
-    tables: RwLock<Tables>,
+    tables: Arc<RwLock<Tables>>,
 }
 
 /// Builds a [`DataStore`]: table sizes, FIFO queues, files and identification objects.
@@ -177,7 +177,7 @@ impl DataStoreBuilder {
     #[must_use]
     pub fn build(self) -> DataStore {
         DataStore {
-            tables: RwLock::new(self.tables),
+            tables: Arc::new(RwLock::new(self.tables)),
         }
     }
 }
@@ -302,13 +302,14 @@ impl DataStore {
     }
 }
 
-impl Handler for &DataStore {
-    fn read_coils(&mut self, address: u16, out: &mut [bool]) -> Result<(), ExceptionCode> {
+impl Handler for DataStore {
+    fn read_coils(&mut self, _: Unit, address: u16, out: &mut [bool]) -> Result<(), ExceptionCode> {
         read_into(&self.read().coils, address, out)
     }
 
     fn read_discrete_inputs(
         &mut self,
+        _: Unit,
         address: u16,
         out: &mut [bool],
     ) -> Result<(), ExceptionCode> {
@@ -317,26 +318,43 @@ impl Handler for &DataStore {
 
     fn read_holding_registers(
         &mut self,
+        _: Unit,
         address: u16,
         out: &mut [u16],
     ) -> Result<(), ExceptionCode> {
         read_into(&self.read().holding_registers, address, out)
     }
 
-    fn read_input_registers(&mut self, address: u16, out: &mut [u16]) -> Result<(), ExceptionCode> {
+    fn read_input_registers(
+        &mut self,
+        _: Unit,
+        address: u16,
+        out: &mut [u16],
+    ) -> Result<(), ExceptionCode> {
         read_into(&self.read().input_registers, address, out)
     }
 
-    fn write_single_coil(&mut self, address: u16, value: bool) -> Result<(), ExceptionCode> {
+    fn write_single_coil(
+        &mut self,
+        _: Unit,
+        address: u16,
+        value: bool,
+    ) -> Result<(), ExceptionCode> {
         write_from(&mut self.write().coils, address, &[value])
     }
 
-    fn write_single_register(&mut self, address: u16, value: u16) -> Result<(), ExceptionCode> {
+    fn write_single_register(
+        &mut self,
+        _: Unit,
+        address: u16,
+        value: u16,
+    ) -> Result<(), ExceptionCode> {
         write_from(&mut self.write().holding_registers, address, &[value])
     }
 
     fn write_multiple_coils(
         &mut self,
+        _: Unit,
         address: u16,
         values: Coils<'_>,
     ) -> Result<(), ExceptionCode> {
@@ -345,6 +363,7 @@ impl Handler for &DataStore {
 
     fn write_multiple_registers(
         &mut self,
+        _: Unit,
         address: u16,
         values: Registers<'_>,
     ) -> Result<(), ExceptionCode> {
@@ -353,6 +372,7 @@ impl Handler for &DataStore {
 
     fn mask_write_register(
         &mut self,
+        _: Unit,
         address: u16,
         and_mask: u16,
         or_mask: u16,
@@ -368,6 +388,7 @@ impl Handler for &DataStore {
 
     fn read_write_multiple_registers(
         &mut self,
+        _: Unit,
         read_address: u16,
         out: &mut [u16],
         write_address: u16,
@@ -381,7 +402,12 @@ impl Handler for &DataStore {
         read_into(table, read_address, out)
     }
 
-    fn read_fifo_queue(&mut self, address: u16, out: &mut [u16]) -> Result<usize, ExceptionCode> {
+    fn read_fifo_queue(
+        &mut self,
+        _: Unit,
+        address: u16,
+        out: &mut [u16],
+    ) -> Result<usize, ExceptionCode> {
         let tables = self.read();
         // Decision order of FC 24: pointer address (02) before the count (03).
         let queue = tables
@@ -399,6 +425,7 @@ impl Handler for &DataStore {
 
     fn read_file_record(
         &mut self,
+        _: Unit,
         file_number: u16,
         record_number: u16,
         out: &mut [u16],
@@ -413,6 +440,7 @@ impl Handler for &DataStore {
 
     fn write_file_record(
         &mut self,
+        _: Unit,
         file_number: u16,
         record_number: u16,
         values: Registers<'_>,
@@ -425,11 +453,11 @@ impl Handler for &DataStore {
         write_registers(file, record_number, values)
     }
 
-    fn read_exception_status(&mut self) -> Result<u8, ExceptionCode> {
+    fn read_exception_status(&mut self, _: Unit) -> Result<u8, ExceptionCode> {
         Ok(self.read().exception_status)
     }
 
-    fn report_server_id(&mut self, out: &mut [u8]) -> Result<usize, ExceptionCode> {
+    fn report_server_id(&mut self, _: Unit, out: &mut [u8]) -> Result<usize, ExceptionCode> {
         let tables = self.read();
         let data = tables
             .server_id
@@ -441,7 +469,7 @@ impl Handler for &DataStore {
         Ok(data.len())
     }
 
-    fn device_identification_conformity_level(&mut self) -> u8 {
+    fn device_identification_conformity_level(&mut self, _: Unit) -> u8 {
         // Individual access always works; the category is that of the highest object id.
         match self.read().device_identification.keys().next_back() {
             Some(0x80..) => 0x83,
@@ -452,6 +480,7 @@ impl Handler for &DataStore {
 
     fn read_device_identification(
         &mut self,
+        _: Unit,
         object_id: u8,
         out: &mut [u8],
     ) -> Result<Option<usize>, ExceptionCode> {
@@ -469,14 +498,31 @@ impl Handler for &DataStore {
     }
 }
 
-/// Routes unit ids to [`DataStore`]s: one store per unit, and optionally one store that serves
-/// every unit id not mapped explicitly.
+/// A handler for several units: routes each unit id to its [`DataStore`], with optionally one
+/// store for every unit id not mapped explicitly. A broadcast writes to every store.
 ///
-/// Broadcasts (unit 0 on a serial line) write to every store in the map.
+/// Which unit ids a server answers is its session's decision
+/// ([`ServerConfig::units`](crate::session::server::ServerConfig::units); [`unit_ids`](Self::unit_ids)
+/// gives this map's). A request that passes it for a unit the map lacks is answered with
+/// exception 0x0A (gateway path unavailable), as a gateway with no route answers.
+///
+/// ```
+/// use modbus_stack::server::{DataStore, UnitMap};
+/// use modbus_stack::session::server::{PduServer, Reply};
+///
+/// let meter = DataStore::builder().input_registers(10).build();
+/// meter.write_input_registers(0, &[230]).unwrap();
+/// let mut map = UnitMap::new();
+/// map.insert(3, meter);
+/// let mut server = PduServer::new(map.unit_ids(), true);
+/// let mut out = [0u8; 253];
+/// assert_eq!(server.respond(3, &[0x04, 0x00, 0x00, 0x00, 0x01], &mut map, &mut out), Reply::Send(4));
+/// assert_eq!(&out[..4], &[0x04, 0x02, 0x00, 0xE6]);
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct UnitMap {
-    units: BTreeMap<u8, Arc<DataStore>>,
-    fallback: Option<Arc<DataStore>>,
+    units: BTreeMap<u8, DataStore>,
+    fallback: Option<DataStore>,
 }
 
 impl UnitMap {
@@ -488,7 +534,7 @@ impl UnitMap {
 
     /// One store serving every unit id.
     #[must_use]
-    pub fn serving_all(store: Arc<DataStore>) -> Self {
+    pub fn serving_all(store: DataStore) -> Self {
         Self {
             units: BTreeMap::new(),
             fallback: Some(store),
@@ -496,22 +542,23 @@ impl UnitMap {
     }
 
     /// Serves `unit_id` from `store`, returning the store it replaces.
-    pub fn insert(&mut self, unit_id: u8, store: Arc<DataStore>) -> Option<Arc<DataStore>> {
+    pub fn insert(&mut self, unit_id: u8, store: DataStore) -> Option<DataStore> {
         self.units.insert(unit_id, store)
     }
 
     /// Serves every unit id not mapped explicitly from `store` (or from none).
-    pub fn set_fallback(&mut self, store: Option<Arc<DataStore>>) {
+    pub fn set_fallback(&mut self, store: Option<DataStore>) {
         self.fallback = store;
     }
 
     /// The store serving `unit_id`, if any.
     #[must_use]
-    pub fn get(&self, unit_id: u8) -> Option<&Arc<DataStore>> {
+    pub fn get(&self, unit_id: u8) -> Option<&DataStore> {
         self.units.get(&unit_id).or(self.fallback.as_ref())
     }
 
-    /// The unit ids this map serves, for [`Config::units`].
+    /// The unit ids this map serves, for a session's
+    /// [`ServerConfig::units`](crate::session::server::ServerConfig::units).
     #[must_use]
     pub fn unit_ids(&self) -> UnitIds {
         if self.fallback.is_some() {
@@ -522,95 +569,198 @@ impl UnitMap {
             .fold(UnitIds::none(), |ids, &unit_id| ids.with(unit_id))
     }
 
-    /// Answers one request PDU: routes it to the store of `unit_id` and lets `server` respond.
-    /// A unit id with no store is ignored silently; a broadcast is applied to every store.
-    pub fn respond(
-        &self,
-        server: &mut Server,
-        unit_id: u8,
-        request_pdu: &[u8],
-        out: &mut [u8],
-    ) -> Reply {
-        let config: Config = *server.config();
-        if config.broadcast && unit_id == 0 {
-            return server.respond(unit_id, request_pdu, &mut Broadcast(self), out);
-        }
-        match self.get(unit_id) {
-            Some(store) => server.respond(unit_id, request_pdu, &mut &**store, out),
-            None => Reply::Silent(SilentReason::ForeignUnit),
-        }
-    }
-
-    fn stores(&self) -> impl Iterator<Item = &DataStore> {
-        self.units
-            .values()
-            .chain(self.fallback.as_ref())
-            .map(|store| &**store)
-    }
-}
-
-/// Applies a broadcast write to every store of a [`UnitMap`]; reads are never executed for a
-/// broadcast, so only the write functions are implemented.
-struct Broadcast<'a>(&'a UnitMap);
-
-impl Broadcast<'_> {
-    /// Runs `write` on every store; the first exception is reported (for the counters only:
-    /// a broadcast is never answered).
-    fn each(
-        &self,
-        mut write: impl FnMut(&mut &DataStore) -> Result<(), ExceptionCode>,
-    ) -> Result<(), ExceptionCode> {
-        let mut result = Ok(());
-        for mut store in self.0.stores() {
-            let outcome = write(&mut store);
-            if result.is_ok() {
-                result = outcome;
+    /// Runs `call` on the store of `unit`, or on every store for a broadcast (reporting the
+    /// first failure, for the counters only: a broadcast is never answered).
+    fn route<R>(
+        &mut self,
+        unit: Unit,
+        mut call: impl FnMut(&mut DataStore) -> Result<R, ExceptionCode>,
+    ) -> Result<R, ExceptionCode> {
+        match unit {
+            Unit::Id(unit_id) => match self.units.get_mut(&unit_id) {
+                Some(store) => call(store),
+                None => call(
+                    self.fallback
+                        .as_mut()
+                        .ok_or(ExceptionCode::GatewayPathUnavailable)?,
+                ),
+            },
+            Unit::Broadcast => {
+                let mut result: Option<Result<R, ExceptionCode>> = None;
+                for store in self.units.values_mut().chain(self.fallback.as_mut()) {
+                    let outcome = call(store);
+                    if matches!((&result, &outcome), (None, _) | (Some(Ok(_)), Err(_))) {
+                        result = Some(outcome);
+                    }
+                }
+                result.unwrap_or(Err(ExceptionCode::GatewayPathUnavailable))
             }
         }
-        result
     }
 }
 
-impl Handler for Broadcast<'_> {
-    fn write_single_coil(&mut self, address: u16, value: bool) -> Result<(), ExceptionCode> {
-        self.each(|store| store.write_single_coil(address, value))
+impl Handler for UnitMap {
+    fn read_coils(
+        &mut self,
+        unit: Unit,
+        address: u16,
+        out: &mut [bool],
+    ) -> Result<(), ExceptionCode> {
+        self.route(unit, |store| store.read_coils(unit, address, out))
     }
 
-    fn write_single_register(&mut self, address: u16, value: u16) -> Result<(), ExceptionCode> {
-        self.each(|store| store.write_single_register(address, value))
+    fn read_discrete_inputs(
+        &mut self,
+        unit: Unit,
+        address: u16,
+        out: &mut [bool],
+    ) -> Result<(), ExceptionCode> {
+        self.route(unit, |store| store.read_discrete_inputs(unit, address, out))
+    }
+
+    fn read_holding_registers(
+        &mut self,
+        unit: Unit,
+        address: u16,
+        out: &mut [u16],
+    ) -> Result<(), ExceptionCode> {
+        self.route(unit, |store| {
+            store.read_holding_registers(unit, address, out)
+        })
+    }
+
+    fn read_input_registers(
+        &mut self,
+        unit: Unit,
+        address: u16,
+        out: &mut [u16],
+    ) -> Result<(), ExceptionCode> {
+        self.route(unit, |store| store.read_input_registers(unit, address, out))
+    }
+
+    fn write_single_coil(
+        &mut self,
+        unit: Unit,
+        address: u16,
+        value: bool,
+    ) -> Result<(), ExceptionCode> {
+        self.route(unit, |store| store.write_single_coil(unit, address, value))
+    }
+
+    fn write_single_register(
+        &mut self,
+        unit: Unit,
+        address: u16,
+        value: u16,
+    ) -> Result<(), ExceptionCode> {
+        self.route(unit, |store| {
+            store.write_single_register(unit, address, value)
+        })
     }
 
     fn write_multiple_coils(
         &mut self,
+        unit: Unit,
         address: u16,
         values: Coils<'_>,
     ) -> Result<(), ExceptionCode> {
-        self.each(|store| store.write_multiple_coils(address, values))
+        self.route(unit, |store| {
+            store.write_multiple_coils(unit, address, values)
+        })
     }
 
     fn write_multiple_registers(
         &mut self,
+        unit: Unit,
         address: u16,
         values: Registers<'_>,
     ) -> Result<(), ExceptionCode> {
-        self.each(|store| store.write_multiple_registers(address, values))
+        self.route(unit, |store| {
+            store.write_multiple_registers(unit, address, values)
+        })
     }
 
     fn mask_write_register(
         &mut self,
+        unit: Unit,
         address: u16,
         and_mask: u16,
         or_mask: u16,
     ) -> Result<(), ExceptionCode> {
-        self.each(|store| store.mask_write_register(address, and_mask, or_mask))
+        self.route(unit, |store| {
+            store.mask_write_register(unit, address, and_mask, or_mask)
+        })
+    }
+
+    fn read_write_multiple_registers(
+        &mut self,
+        unit: Unit,
+        read_address: u16,
+        out: &mut [u16],
+        write_address: u16,
+        values: Registers<'_>,
+    ) -> Result<(), ExceptionCode> {
+        self.route(unit, |store| {
+            store.read_write_multiple_registers(unit, read_address, out, write_address, values)
+        })
+    }
+
+    fn read_fifo_queue(
+        &mut self,
+        unit: Unit,
+        address: u16,
+        out: &mut [u16],
+    ) -> Result<usize, ExceptionCode> {
+        self.route(unit, |store| store.read_fifo_queue(unit, address, out))
+    }
+
+    fn read_file_record(
+        &mut self,
+        unit: Unit,
+        file_number: u16,
+        record_number: u16,
+        out: &mut [u16],
+    ) -> Result<(), ExceptionCode> {
+        self.route(unit, |store| {
+            store.read_file_record(unit, file_number, record_number, out)
+        })
     }
 
     fn write_file_record(
         &mut self,
+        unit: Unit,
         file_number: u16,
         record_number: u16,
         values: Registers<'_>,
     ) -> Result<(), ExceptionCode> {
-        self.each(|store| store.write_file_record(file_number, record_number, values))
+        self.route(unit, |store| {
+            store.write_file_record(unit, file_number, record_number, values)
+        })
+    }
+
+    fn read_exception_status(&mut self, unit: Unit) -> Result<u8, ExceptionCode> {
+        self.route(unit, |store| store.read_exception_status(unit))
+    }
+
+    fn report_server_id(&mut self, unit: Unit, out: &mut [u8]) -> Result<usize, ExceptionCode> {
+        self.route(unit, |store| store.report_server_id(unit, out))
+    }
+
+    fn device_identification_conformity_level(&mut self, unit: Unit) -> u8 {
+        self.route(unit, |store| {
+            Ok(store.device_identification_conformity_level(unit))
+        })
+        .unwrap_or(0x81)
+    }
+
+    fn read_device_identification(
+        &mut self,
+        unit: Unit,
+        object_id: u8,
+        out: &mut [u8],
+    ) -> Result<Option<usize>, ExceptionCode> {
+        self.route(unit, |store| {
+            store.read_device_identification(unit, object_id, out)
+        })
     }
 }

@@ -3,8 +3,9 @@
 //! [`TcpServer::bind`] opens the listening socket (`SO_REUSEADDR`); [`TcpServer::serve`] runs the
 //! accept loop in the calling thread until a [`ShutdownHandle`] asks it to stop, and
 //! [`TcpServer::spawn`] runs it in a background thread. Each accepted connection gets its own
-//! thread, its own streaming decoder and its own [`Server`] session; the [`Service`] behind them
-//! is shared. Accepting blocks in the kernel, so a new connection is served at once;
+//! thread and its own [`ServerSession`], which does all the framing; each gets a clone of the
+//! [`Handler`] (a [`DataStore`](super::DataStore) or [`UnitMap`](super::UnitMap) clone shares
+//! its data). Accepting blocks in the kernel, so a new connection is served at once;
 //! [`ShutdownHandle::shutdown`] wakes it.
 //!
 //! # Resource bounds
@@ -24,7 +25,7 @@
 //!   and when a frame it began is not complete after [`Config::frame_timeout`]. Clients must
 //!   accept a close from the server and reconnect (§10.5).
 //! * Buffers are fixed: one read buffer, one decoder (260 bytes for MBAP, 256 for RTU) and one
-//!   response buffer per connection (plus, with [`Config::with_coalesced_responses`], one of
+//!   response buffer per connection (plus, with [`Config::coalesce_responses`], one of
 //!   [`COALESCE_LEN`] bytes that gathers responses). A client that does not read its
 //!   responses blocks its own connection thread for at most the idle timeout (the write
 //!   timeout), then is closed.
@@ -41,13 +42,13 @@
 //! 2..=254 closes the connection, since the stream can no longer be framed. With
 //! [`Framing::RtuOverTcp`], raw RTU ADUs (no MBAP header) are cut by the function-code length
 //! rules and checked by CRC (§10.6); frames with a bad CRC or for a foreign unit id are ignored,
-//! as on a serial line. A pause of [`Config::frame_gap`] ends a frame attempt, as t3.5 does on
+//! as on a serial line. A pause of [`ServerConfig::frame_gap`] ends a frame attempt, as t3.5 does on
 //! a line: after garbage, the first request sent after a pause is framed afresh.
 //!
 //! # One write per response, or coalesced
 //!
 //! By default every response is its own write, as `modbus-reference.md` §10.3 asks (one ADU per
-//! TCP segment). With [`Config::with_coalesced_responses`] the responses to all complete ADUs
+//! TCP segment). With [`Config::coalesce_responses`] the responses to all complete ADUs
 //! found in one read are gathered and written together (one syscall instead of one per
 //! response, which is most of the cost of a pipelined batch on 127.0.0.1). That is safe for any
 //! client that parses the byte stream (this crate's client, libmodbus, anything that honours
@@ -57,28 +58,25 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::{
-    IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs,
-};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 use std::vec::Vec;
 
-use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
+use socket2::{Domain, Protocol, Socket, Type};
 
-use super::Service;
-use crate::frame::{Framing, rtu, tcp};
-use crate::pdu::MAX_PDU_LEN;
-use crate::session::{self, Reply, Server};
+use super::{ShutdownHandle, lock};
+#[cfg(doc)]
+use crate::frame::Framing;
+use crate::frame::tcp;
+use crate::session::server::{Handler, ServerConfig, ServerSession};
 use crate::time::Instant;
+use crate::transport::SocketOptions;
 
 /// Bytes read from a socket at a time: three maximum-size ADUs, as §10.5 suggests.
 const READ_BUFFER_LEN: usize = 1024;
-/// Keep-alive idle time before the first probe: finds half-open connections after a peer reboot
-/// within minutes rather than the BSD default of two hours.
-const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
 /// Bounds of the watcher's tick: a quarter of the shortest timeout, within these.
 const MIN_TICK: Duration = Duration::from_millis(5);
 const MAX_TICK: Duration = Duration::from_millis(250);
@@ -89,29 +87,38 @@ pub const COALESCE_LEN: usize = 16 * tcp::MAX_ADU_LEN;
 
 /// Configuration of a [`TcpServer`].
 ///
-/// The framing is a [`Framing`]: [`Framing::Tcp`] (the default) or [`Framing::RtuOverTcp`]. The
-/// serial-line framings ([`Framing::Rtu`], [`Framing::Ascii`]) are accepted here, since the
-/// configuration is a plain value, but [`TcpServer::bind`] refuses them.
+/// The session's framing is [`Framing::Tcp`] or [`Framing::RtuOverTcp`]; [`TcpServer::bind`]
+/// refuses the serial-line ones.
 ///
 /// ```
 /// use modbus_stack::frame::Framing;
 /// use modbus_stack::server::tcp::Config;
 /// use std::time::Duration;
 ///
-/// let config = Config::tcp().with_max_connections(4).with_idle_timeout(Duration::from_secs(10));
-/// assert_eq!(config.framing(), Framing::Tcp);
-/// assert_eq!(config.max_connections(), 4);
+/// let config = Config { max_connections: 4, idle_timeout: Duration::from_secs(10), ..Config::tcp() };
+/// assert_eq!(config.session.framing, Framing::Tcp);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Config {
-    framing: Framing,
-    session: session::Config,
-    max_connections: usize,
-    max_connections_per_address: Option<usize>,
-    idle_timeout: Duration,
-    frame_timeout: Duration,
-    frame_gap: Duration,
-    coalesce_responses: bool,
+    /// Framing, unit ids and broadcast rule of every connection's session.
+    pub session: ServerConfig,
+    /// Most simultaneous connections (at least 1); at the cap, the least recently used one
+    /// makes room for a newcomer.
+    pub max_connections: usize,
+    /// Most simultaneous connections from one peer address, if capped; a host at its cap that
+    /// connects again loses its own least recently used connection.
+    pub max_connections_per_address: Option<usize>,
+    /// A connection on which no request completed for this long is closed.
+    pub idle_timeout: Duration,
+    /// A connection whose frame, once its first byte arrived, is not complete after this long
+    /// is closed.
+    pub frame_timeout: Duration,
+    /// Answer all complete ADUs found in one read with one write (see the
+    /// [module documentation](self#one-write-per-response-or-coalesced)); off by default, as
+    /// §10.3 asks.
+    pub coalesce_responses: bool,
+    /// Options of every accepted socket.
+    pub socket: SocketOptions,
 }
 
 impl Default for Config {
@@ -128,152 +135,34 @@ impl Config {
     /// Default frame timeout: far beyond the milliseconds a frame takes on any working link,
     /// short enough that a slowloris sender gains little.
     pub const DEFAULT_FRAME_TIMEOUT: Duration = Duration::from_secs(5);
-    /// Default frame gap for RTU over TCP: far beyond the gaps inside a frame a client's one
-    /// write produces, far below the response timeout a client waits before its next request.
-    pub const DEFAULT_FRAME_GAP: Duration = Duration::from_millis(50);
 
     /// Modbus TCP, answering every unit id with no broadcast semantics (§10.2), 16 connections
     /// (no per-address cap), 60 s idle timeout, 5 s frame timeout.
     #[must_use]
     pub const fn tcp() -> Self {
+        Self::with_session(ServerConfig::tcp())
+    }
+
+    /// RTU over TCP with serial semantics: answers only `unit_id`, executes broadcasts (unit 0)
+    /// without answering them, and a pause of [`ServerConfig::DEFAULT_FRAME_GAP`] ends a
+    /// frame attempt.
+    #[must_use]
+    pub fn rtu_over_tcp(unit_id: u8) -> Self {
+        Self::with_session(ServerConfig::rtu_over_tcp(unit_id))
+    }
+
+    /// The defaults around `session`.
+    #[must_use]
+    pub const fn with_session(session: ServerConfig) -> Self {
         Self {
-            framing: Framing::Tcp,
-            session: session::Config::tcp(),
+            session,
             max_connections: Self::DEFAULT_MAX_CONNECTIONS,
             max_connections_per_address: None,
             idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
             frame_timeout: Self::DEFAULT_FRAME_TIMEOUT,
-            frame_gap: Self::DEFAULT_FRAME_GAP,
             coalesce_responses: false,
+            socket: SocketOptions::DEFAULT,
         }
-    }
-
-    /// RTU over TCP with serial semantics: answers only `unit_id`, executes broadcasts (unit 0)
-    /// without answering them.
-    #[must_use]
-    pub fn rtu_over_tcp(unit_id: u8) -> Self {
-        Self {
-            framing: Framing::RtuOverTcp,
-            session: session::Config::serial(unit_id),
-            ..Self::tcp()
-        }
-    }
-
-    /// The same configuration with another framing. Only [`Framing::Tcp`] and
-    /// [`Framing::RtuOverTcp`] run on a TCP listener: [`TcpServer::bind`] fails with
-    /// [`ErrorKind::InvalidInput`] for [`Framing::Rtu`] and [`Framing::Ascii`] (a serial line is
-    /// served by `server::serial`, feature `serial`).
-    #[must_use]
-    pub const fn with_framing(mut self, framing: Framing) -> Self {
-        self.framing = framing;
-        self
-    }
-
-    /// The same configuration with another unit-id filter and broadcast rule.
-    #[must_use]
-    pub const fn with_session(mut self, session: session::Config) -> Self {
-        self.session = session;
-        self
-    }
-
-    /// The same configuration with at most `max_connections` simultaneous connections (at
-    /// least 1).
-    #[must_use]
-    pub fn with_max_connections(mut self, max_connections: usize) -> Self {
-        self.max_connections = max_connections.max(1);
-        self
-    }
-
-    /// The same configuration with at most `max` simultaneous connections from one peer
-    /// address (at least 1), or no such cap (`None`, the default). A host at its cap that
-    /// connects again loses its least recently used connection, as at the global cap.
-    #[must_use]
-    pub fn with_max_connections_per_address(mut self, max: Option<usize>) -> Self {
-        self.max_connections_per_address = max.map(|max| max.max(1));
-        self
-    }
-
-    /// The same configuration closing connections on which no request completed for
-    /// `idle_timeout` (at least 1 ms).
-    #[must_use]
-    pub fn with_idle_timeout(mut self, idle_timeout: Duration) -> Self {
-        self.idle_timeout = idle_timeout.max(Duration::from_millis(1));
-        self
-    }
-
-    /// The same configuration closing a connection whose frame, once its first byte arrived,
-    /// is not complete after `frame_timeout` (at least 1 ms).
-    #[must_use]
-    pub fn with_frame_timeout(mut self, frame_timeout: Duration) -> Self {
-        self.frame_timeout = frame_timeout.max(Duration::from_millis(1));
-        self
-    }
-
-    /// The same configuration with another frame gap for RTU over TCP (at least 1 ms): a pause
-    /// this long between bytes ends the frame attempt in progress, so bytes after it start a
-    /// new frame ([`rtu::Config::with_frame_gap`]). Modbus TCP frames by the MBAP length and
-    /// ignores it.
-    #[must_use]
-    pub fn with_frame_gap(mut self, frame_gap: Duration) -> Self {
-        self.frame_gap = frame_gap.max(Duration::from_millis(1));
-        self
-    }
-
-    /// The same configuration answering all complete ADUs found in one read with one write
-    /// (`true`), or each with its own write (`false`, the default, as §10.3 asks). See the
-    /// [module documentation](self#one-write-per-response-or-coalesced) for the trade-off.
-    #[must_use]
-    pub const fn with_coalesced_responses(mut self, coalesce: bool) -> Self {
-        self.coalesce_responses = coalesce;
-        self
-    }
-
-    /// `true` when the responses to one read are written together.
-    #[must_use]
-    pub const fn coalesced_responses(&self) -> bool {
-        self.coalesce_responses
-    }
-
-    /// The framing.
-    #[must_use]
-    pub const fn framing(&self) -> Framing {
-        self.framing
-    }
-
-    /// The unit-id filter and broadcast rule each connection's session starts with.
-    #[must_use]
-    pub const fn session(&self) -> session::Config {
-        self.session
-    }
-
-    /// The largest number of simultaneous connections.
-    #[must_use]
-    pub const fn max_connections(&self) -> usize {
-        self.max_connections
-    }
-
-    /// The largest number of simultaneous connections from one address, if capped.
-    #[must_use]
-    pub const fn max_connections_per_address(&self) -> Option<usize> {
-        self.max_connections_per_address
-    }
-
-    /// How long a connection may go without a complete request.
-    #[must_use]
-    pub const fn idle_timeout(&self) -> Duration {
-        self.idle_timeout
-    }
-
-    /// How long a frame may take from its first byte to its last.
-    #[must_use]
-    pub const fn frame_timeout(&self) -> Duration {
-        self.frame_timeout
-    }
-
-    /// The pause that ends a frame attempt on RTU over TCP.
-    #[must_use]
-    pub const fn frame_gap(&self) -> Duration {
-        self.frame_gap
     }
 
     /// How often the watcher looks at the connections' timers.
@@ -282,117 +171,15 @@ impl Config {
     }
 }
 
-/// Asks a running [`TcpServer::serve`] loop to stop; cheap to clone and send to other threads.
-///
-/// After [`shutdown`](Self::shutdown) the server stops accepting at once, closes every
-/// connection, joins every thread it started, and `serve` returns.
-#[derive(Debug, Clone)]
-pub struct ShutdownHandle {
-    inner: Arc<ShutdownState>,
-}
-
-#[derive(Debug)]
-struct ShutdownState {
-    stop: AtomicBool,
-    /// A handle on the listening socket, to wake the accept call.
-    listener: Option<TcpListener>,
-    /// The address to connect to when shutting the listener down does not wake it.
-    wake_addr: Option<SocketAddr>,
-    /// Wakes the watcher.
-    watcher: Condvar,
-    /// `true` when the watcher was nudged since it last looked (so a nudge between its look
-    /// and its wait is not lost).
-    nudged: Mutex<bool>,
-}
-
-impl ShutdownHandle {
-    fn new(listener: &TcpListener) -> Self {
-        let wake_addr = listener.local_addr().ok().map(|addr| {
-            // A listener on every interface is reached through the loopback one.
-            let ip = match addr.ip() {
-                IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-                IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-                ip => ip,
-            };
-            SocketAddr::new(ip, addr.port())
-        });
-        Self {
-            inner: Arc::new(ShutdownState {
-                stop: AtomicBool::new(false),
-                listener: listener.try_clone().ok(),
-                wake_addr,
-                watcher: Condvar::new(),
-                nudged: Mutex::new(false),
-            }),
-        }
-    }
-
-    /// Signals the server to stop; returns at once (see [`SpawnedServer::shutdown`] to wait).
-    pub fn shutdown(&self) {
-        if self.inner.stop.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        // Linux ends a blocked accept when its socket is shut down; elsewhere a connection
-        // from ourselves does it (the accept loop sees the flag and drops it).
-        if let Some(listener) = &self.inner.listener {
-            let _ = SockRef::from(listener).shutdown(Shutdown::Both);
-        }
-        if let Some(addr) = self.inner.wake_addr {
-            let _ = TcpStream::connect_timeout(&addr, Duration::from_millis(100));
-        }
-        self.nudge();
-    }
-
-    /// `true` once [`shutdown`](Self::shutdown) was called.
-    #[must_use]
-    pub fn is_shutdown(&self) -> bool {
-        self.inner.stop.load(Ordering::SeqCst)
-    }
-
-    /// Sleeps up to `timeout`, or until shutdown.
-    fn wait(&self, timeout: Option<Duration>) {
-        let mut nudged = lock(&self.inner.nudged);
-        if !*nudged && !self.is_shutdown() {
-            // Spurious wake-ups only make the watcher look once more.
-            nudged = match timeout {
-                Some(timeout) => self
-                    .inner
-                    .watcher
-                    .wait_timeout(nudged, timeout)
-                    .map_or_else(|poisoned| poisoned.into_inner().0, |(guard, _)| guard),
-                None => self
-                    .inner
-                    .watcher
-                    .wait(nudged)
-                    .unwrap_or_else(PoisonError::into_inner),
-            };
-        }
-        *nudged = false;
-    }
-
-    /// Wakes the watcher (a first connection arrived, or shutdown).
-    fn nudge(&self) {
-        *lock(&self.inner.nudged) = true;
-        self.inner.watcher.notify_all();
-    }
-}
-
-/// Locks `mutex`, going on with its data if another thread panicked while holding it: every
-/// update under these locks leaves the data consistent.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// A bound, not yet serving, Modbus TCP (or RTU over TCP) server.
 ///
 /// ```no_run
-/// use std::sync::Arc;
 /// use modbus_stack::server::tcp::{Config, TcpServer};
 /// use modbus_stack::sim;
 ///
 /// let server = TcpServer::bind("127.0.0.1:5020", Config::tcp())?;
 /// println!("listening on {}", server.local_addr()?);
-/// let running = server.spawn(Arc::new(sim::unit_map()))?;
+/// let running = server.spawn(sim::unit_map())?;
 /// // ... talk to it ...
 /// running.shutdown()?;
 /// # Ok::<(), std::io::Error>(())
@@ -415,12 +202,12 @@ impl TcpServer {
     /// [`Framing::RtuOverTcp`]); otherwise the address does not resolve, or no resolved address
     /// can be bound.
     pub fn bind(addr: impl ToSocketAddrs, config: Config) -> io::Result<Self> {
-        if config.framing.is_serial() {
+        if config.session.framing.is_serial() {
             return Err(io::Error::new(
                 ErrorKind::InvalidInput,
                 std::format!(
                     "{:?} is a serial-line framing; a TCP server carries Tcp or RtuOverTcp",
-                    config.framing
+                    config.session.framing
                 ),
             ));
         }
@@ -428,7 +215,7 @@ impl TcpServer {
         for addr in addr.to_socket_addrs()? {
             match listen(addr) {
                 Ok(listener) => {
-                    let shutdown = ShutdownHandle::new(&listener);
+                    let shutdown = ShutdownHandle::for_listener(&listener);
                     return Ok(Self {
                         listener,
                         config,
@@ -471,9 +258,12 @@ impl TcpServer {
     /// transient one (interrupted, aborted or reset connection, out of descriptors).
     #[allow(
         clippy::needless_pass_by_value,
-        reason = "the server owns its service while it runs, as `spawn` does"
+        reason = "the server owns its handler while it runs, as `spawn` does"
     )]
-    pub fn serve<S: Service + ?Sized + 'static>(self, service: Arc<S>) -> io::Result<()> {
+    pub fn serve<H>(self, handler: H) -> io::Result<()>
+    where
+        H: Handler + Clone + Send + 'static,
+    {
         let registry = Arc::new(Registry::default());
         let watcher = {
             let registry = Arc::clone(&registry);
@@ -483,7 +273,7 @@ impl TcpServer {
                 .name("modbus-tcp-watcher".into())
                 .spawn(move || watch(&registry, &shutdown, &config))?
         };
-        let result = self.accept_loop(&service, &registry);
+        let result = self.accept_loop(&handler, &registry);
         // Stops the watcher too, if the accept loop ended by itself.
         self.shutdown.shutdown();
         let _ = watcher.join();
@@ -506,15 +296,15 @@ impl TcpServer {
     ///
     /// # Errors
     /// The thread cannot be spawned or the local address cannot be read.
-    pub fn spawn<S: Service + ?Sized + 'static>(
-        self,
-        service: Arc<S>,
-    ) -> io::Result<SpawnedServer> {
+    pub fn spawn<H>(self, handler: H) -> io::Result<SpawnedServer>
+    where
+        H: Handler + Clone + Send + 'static,
+    {
         let local_addr = self.local_addr()?;
         let shutdown = self.shutdown_handle();
         let thread = thread::Builder::new()
             .name("modbus-tcp-accept".into())
-            .spawn(move || self.serve(service))?;
+            .spawn(move || self.serve(handler))?;
         Ok(SpawnedServer {
             local_addr,
             shutdown,
@@ -522,11 +312,10 @@ impl TcpServer {
         })
     }
 
-    fn accept_loop<S: Service + ?Sized + 'static>(
-        &self,
-        service: &Arc<S>,
-        registry: &Registry,
-    ) -> io::Result<()> {
+    fn accept_loop<H>(&self, handler: &H, registry: &Registry) -> io::Result<()>
+    where
+        H: Handler + Clone + Send + 'static,
+    {
         let mut next_id = 0u64;
         while !self.shutdown.is_shutdown() {
             let (stream, peer) = match self.listener.accept() {
@@ -548,32 +337,31 @@ impl TcpServer {
             make_room(&mut connections, peer.ip(), &self.config);
             // A connection that cannot be set up is dropped (closed); the server itself is
             // fine.
-            if let Ok(connection) = self.start_connection(stream, peer, service) {
+            if let Ok(connection) = self.start_connection(stream, peer, handler) {
                 next_id = next_id.wrapping_add(1);
                 let first = connections.live.is_empty() && connections.closing.is_empty();
                 connections.live.insert(next_id, connection);
                 drop(connections);
                 if first {
-                    self.shutdown.nudge();
+                    self.shutdown.wake();
                 }
             }
         }
         Ok(())
     }
 
-    fn start_connection<S: Service + ?Sized + 'static>(
+    fn start_connection<H>(
         &self,
         stream: TcpStream,
         peer: SocketAddr,
-        service: &Arc<S>,
-    ) -> io::Result<Connection> {
+        handler: &H,
+    ) -> io::Result<Connection>
+    where
+        H: Handler + Clone + Send + 'static,
+    {
         // The accepted socket may inherit non-blocking mode from the listener on some systems.
         stream.set_nonblocking(false)?;
-        stream.set_nodelay(true)?;
-        let socket = SockRef::from(&stream);
-        socket.set_keepalive(true)?;
-        // Not every platform lets the idle time be set; keep-alive with system defaults is fine.
-        let _ = socket.set_tcp_keepalive(&TcpKeepalive::new().with_time(KEEPALIVE_IDLE));
+        self.config.socket.apply(&socket2::SockRef::from(&stream))?;
         // No read timeout: a blocking read with a timeout arms a kernel timer on every wait, a
         // measurable cost per request on a fast link. The watcher closes connections whose
         // timers ran out instead, and shutdown closes every socket, which wakes its reader.
@@ -593,10 +381,10 @@ impl TcpServer {
             stamped: None,
             frame_in_progress: false,
         };
-        let service = Arc::clone(service);
+        let mut handler = handler.clone();
         let thread = thread::Builder::new()
             .name("modbus-tcp-connection".into())
-            .spawn(move || worker.run(&*service))?;
+            .spawn(move || worker.run(&mut handler))?;
         Ok(Connection {
             stream: control,
             peer: peer.ip(),
@@ -656,8 +444,7 @@ impl Drop for SpawnedServer {
 }
 
 /// What a connection thread tells the watcher and the accept loop: times in [`Instant`]
-/// microseconds, written by that thread alone, read with a clock read per read that completed
-/// a request or began a frame (none for reads that only continue one).
+/// microseconds, written by that thread alone.
 #[derive(Debug)]
 struct Progress {
     /// When the latest complete request arrived (the accept, before the first).
@@ -801,7 +588,7 @@ fn watch(registry: &Registry, shutdown: &ShutdownHandle, config: &Config) {
         for thread in finished {
             let _ = thread.join();
         }
-        shutdown.wait((!idle).then_some(tick));
+        shutdown.sleep((!idle).then_some(tick));
     }
 }
 
@@ -816,67 +603,24 @@ struct ConnectionWorker {
     pending: Vec<u8>,
     /// When the current read's first complete request was stamped, if it had one.
     stamped: Option<u64>,
-    /// The decoder held part of a frame after the previous read.
+    /// The session held part of a frame after the previous read.
     frame_in_progress: bool,
 }
 
-/// The framing state of one connection.
-enum StreamDecoder {
-    Tcp(tcp::Decoder),
-    Rtu(rtu::Decoder),
-}
-
-impl StreamDecoder {
-    /// `true` when part of a frame is held.
-    fn holds_partial(&self) -> bool {
-        match self {
-            Self::Tcp(decoder) => !decoder.is_empty() && !decoder.is_broken(),
-            Self::Rtu(decoder) => !decoder.is_empty(),
-        }
-    }
-}
-
-/// What a connection does after handling some bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Next {
-    Continue,
-    Close,
-}
-
 impl ConnectionWorker {
-    fn run<S: Service + ?Sized>(mut self, service: &S) {
-        let mut server = Server::new(self.config.session);
-        let mut decoder = match self.config.framing {
-            Framing::Tcp => StreamDecoder::Tcp(tcp::Decoder::new()),
-            Framing::RtuOverTcp => StreamDecoder::Rtu(rtu::Decoder::new(
-                rtu::Config::untimed(rtu::Mode::Requests).with_frame_gap(self.config.frame_gap),
-            )),
-            // `TcpServer::bind` refuses serial-line framings; close rather than guess.
-            Framing::Rtu | Framing::Ascii => {
-                let _ = self.stream.shutdown(Shutdown::Both);
-                return;
-            }
-        };
+    fn run<H: Handler>(mut self, handler: &mut H) {
+        let mut session = ServerSession::new(self.config.session);
         let mut buf = [0u8; READ_BUFFER_LEN];
-        // Responses are built here, the PDU in place behind the MBAP header: no copy per response.
-        let mut adu_out = [0u8; tcp::MAX_ADU_LEN];
+        let mut out = [0u8; tcp::MAX_ADU_LEN];
         while !self.shutdown.is_shutdown() {
             match self.stream.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => {
                     let bytes = buf.get(..n).unwrap_or_default();
-                    let next = match &mut decoder {
-                        StreamDecoder::Tcp(decoder) => {
-                            self.handle_tcp(decoder, &mut server, service, bytes, &mut adu_out)
-                        }
-                        StreamDecoder::Rtu(decoder) => {
-                            self.handle_rtu(decoder, &mut server, service, bytes)
-                        }
-                    };
-                    self.publish(&decoder);
+                    let open = self.handle(&mut session, handler, bytes, &mut out);
                     // Answers gathered before a broken frame still go out, as they would have
                     // one by one.
-                    if self.flush().is_err() || next == Next::Close {
+                    if self.flush().is_err() || !open {
                         break;
                     }
                 }
@@ -887,24 +631,64 @@ impl ConnectionWorker {
         let _ = self.stream.shutdown(Shutdown::Both);
     }
 
-    /// A complete request arrived: stamps it for the watcher and the accept loop before it is
-    /// answered, so that a client which got its answer is never taken for the least recently
-    /// used one. One clock read per read, however many requests it held.
-    fn note_request(&mut self) {
+    /// Passes one read's bytes through the session and sends its answers; `false` when the
+    /// connection must close (the stream can no longer be framed, or a write failed).
+    fn handle<H: Handler>(
+        &mut self,
+        session: &mut ServerSession,
+        handler: &mut H,
+        mut bytes: &[u8],
+        out: &mut [u8; tcp::MAX_ADU_LEN],
+    ) -> bool {
+        // One clock read per read: the RTU-over-TCP frame gap needs it, and it stamps the
+        // requests for the watcher.
+        let now = Instant::now();
+        let before = session.requests_received();
+        loop {
+            let taken = session.handle_input(now, bytes, handler);
+            bytes = bytes.get(taken..).unwrap_or_default();
+            if session.requests_received() != before {
+                // Stamped before the answer goes out, so that a client which got its answer
+                // is never taken for the least recently used one.
+                self.note_request(now);
+            }
+            let mut sent = false;
+            while let Some(len) = session.poll_transmit(out) {
+                sent = true;
+                if self.emit(out.get(..len).unwrap_or_default()).is_err() {
+                    return false;
+                }
+            }
+            if session.needs_close() {
+                // A length field outside 2..=254: alignment is lost for good (§10.4).
+                return false;
+            }
+            // After an answer the session may hold further whole requests (the decoder took
+            // them with the first), so it gets another round even with no bytes left. A round
+            // that neither sends nor takes ends the loop rather than spins.
+            if !sent && (bytes.is_empty() || taken == 0) {
+                break;
+            }
+        }
+        self.publish(session.is_mid_frame(), now);
+        true
+    }
+
+    /// Stamps the read's requests for the watcher and the accept loop, once per read.
+    fn note_request(&mut self, now: Instant) {
         if self.stamped.is_none() {
-            let now = Instant::now().as_micros().max(1);
+            let now = now.as_micros().max(1);
             self.progress.last_request.store(now, Ordering::Relaxed);
             self.stamped = Some(now);
         }
     }
 
-    /// Tells the watcher whether the last read left a frame begun (and since when).
-    fn publish(&mut self, decoder: &StreamDecoder) {
-        let partial = decoder.holds_partial();
+    /// Tells the watcher whether the read left a frame begun (and since when).
+    fn publish(&mut self, partial: bool, now: Instant) {
         let stamped = self.stamped.take();
         if partial && (stamped.is_some() || !self.frame_in_progress) {
             // A frame begun after the requests of this read, or the first bytes of one.
-            let now = stamped.unwrap_or_else(|| Instant::now().as_micros().max(1));
+            let now = stamped.unwrap_or_else(|| now.as_micros().max(1));
             self.progress.frame_started.store(now, Ordering::Relaxed);
         } else if !partial && self.frame_in_progress {
             self.progress.frame_started.store(0, Ordering::Relaxed);
@@ -933,116 +717,6 @@ impl ConnectionWorker {
         let result = self.stream.write_all(&self.pending);
         self.pending.clear();
         result
-    }
-
-    /// Feeds MBAP bytes and answers every complete ADU in order.
-    fn handle_tcp<S: Service + ?Sized>(
-        &mut self,
-        decoder: &mut tcp::Decoder,
-        server: &mut Server,
-        service: &S,
-        mut bytes: &[u8],
-        adu_out: &mut [u8; tcp::MAX_ADU_LEN],
-    ) -> Next {
-        // A request usually arrives whole: answer it where it lies, not copied into the decoder
-        // first. A protocol id other than 0 is skipped whole and silently (§10.4).
-        let mut adus = decoder.whole_adus(bytes);
-        for adu in (&mut adus).flatten() {
-            if self.answer_tcp(server, service, &adu, adu_out) == Next::Close {
-                return Next::Close;
-            }
-        }
-        bytes = adus.rest();
-        // Each round takes at least one byte or delivers at least one frame; a stuck decoder
-        // (neither) ends the loop rather than spinning.
-        while !bytes.is_empty() {
-            let taken = decoder.push(bytes);
-            bytes = bytes.get(taken..).unwrap_or_default();
-            let mut delivered = false;
-            while let Some(frame) = decoder.poll_frame() {
-                delivered = true;
-                let Ok(adu) = frame else {
-                    // A protocol id other than 0 is skipped whole and silently (§10.4); a
-                    // length-field error marks the decoder broken, handled below.
-                    continue;
-                };
-                if self.answer_tcp(server, service, &adu, adu_out) == Next::Close {
-                    return Next::Close;
-                }
-            }
-            if decoder.is_broken() {
-                // The length field was outside 2..=254: alignment is lost for good (§10.4).
-                return Next::Close;
-            }
-            if taken == 0 && !delivered {
-                break;
-            }
-        }
-        Next::Continue
-    }
-
-    /// Answers one MBAP request ADU (or stays silent, as the service decides).
-    fn answer_tcp<S: Service + ?Sized>(
-        &mut self,
-        server: &mut Server,
-        service: &S,
-        adu: &tcp::Adu<'_>,
-        adu_out: &mut [u8; tcp::MAX_ADU_LEN],
-    ) -> Next {
-        self.note_request();
-        let pdu_out = adu_out.get_mut(tcp::HEADER_LEN..).unwrap_or_default();
-        let Reply::Send(len) = service.respond(server, adu.unit_id(), adu.pdu(), pdu_out) else {
-            return Next::Continue;
-        };
-        let Ok(len) = tcp::encode_header(adu.transaction_id(), adu.unit_id(), len, adu_out) else {
-            return Next::Continue;
-        };
-        match self.emit(adu_out.get(..len).unwrap_or_default()) {
-            Ok(()) => Next::Continue,
-            Err(_) => Next::Close,
-        }
-    }
-
-    /// Feeds RTU-over-TCP bytes and answers every complete frame in order.
-    fn handle_rtu<S: Service + ?Sized>(
-        &mut self,
-        decoder: &mut rtu::Decoder,
-        server: &mut Server,
-        service: &S,
-        mut bytes: &[u8],
-    ) -> Next {
-        let mut pdu_out = [0u8; MAX_PDU_LEN];
-        let mut adu_out = [0u8; rtu::MAX_ADU_LEN];
-        loop {
-            let taken = decoder.push(Instant::now(), bytes);
-            bytes = bytes.get(taken..).unwrap_or_default();
-            let mut delivered = false;
-            while let Some(frame) = decoder.poll_frame() {
-                delivered = true;
-                match frame {
-                    Ok(adu) => {
-                        self.note_request();
-                        server.note_frame_received();
-                        let unit_id = adu.unit_id();
-                        let reply = service.respond(server, unit_id, adu.pdu(), &mut pdu_out);
-                        if let Reply::Send(len) = reply {
-                            let pdu = pdu_out.get(..len).unwrap_or_default();
-                            let Ok(len) = rtu::encode(unit_id, pdu, &mut adu_out) else {
-                                continue;
-                            };
-                            if self.emit(adu_out.get(..len).unwrap_or_default()).is_err() {
-                                return Next::Close;
-                            }
-                        }
-                    }
-                    // Bad CRC or garbage: dropped silently, counted for the diagnostics (CPT2).
-                    Err(_) => server.note_frame_error(),
-                }
-            }
-            if bytes.is_empty() || (taken == 0 && !delivered) {
-                return Next::Continue;
-            }
-        }
     }
 }
 

@@ -11,6 +11,9 @@
 //! (feature `serial`) carries RTU or ASCII on a serial port.
 
 use std::io;
+use std::time::Duration;
+
+use socket2::{SockRef, TcpKeepalive};
 
 use crate::frame::Framing;
 use crate::time::Instant;
@@ -19,6 +22,44 @@ use crate::time::Instant;
 pub mod serial;
 pub mod tcp;
 mod watchdog;
+
+/// Options of a TCP socket, for clients and servers alike: those `modbus-reference.md` §10.5
+/// recommends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketOptions {
+    /// Disable Nagle's algorithm (`TCP_NODELAY`): requests and responses are small and
+    /// latency-bound, and Nagle would hold them back. On by default.
+    pub nodelay: bool,
+    /// Idle time before the first keep-alive probe, which finds a half-open connection after
+    /// the peer rebooted within minutes instead of the system default of two hours; `None`
+    /// leaves `SO_KEEPALIVE` off. 60 s by default.
+    pub keepalive: Option<Duration>,
+}
+
+impl SocketOptions {
+    /// `TCP_NODELAY`, keep-alive after 60 s idle.
+    pub const DEFAULT: Self = Self {
+        nodelay: true,
+        keepalive: Some(Duration::from_secs(60)),
+    };
+
+    /// Sets the options on `socket`. A platform that cannot set the keep-alive idle time gets
+    /// keep-alive with its own default.
+    pub(crate) fn apply(&self, socket: &SockRef<'_>) -> io::Result<()> {
+        socket.set_tcp_nodelay(self.nodelay)?;
+        if let Some(idle) = self.keepalive {
+            socket.set_keepalive(true)?;
+            let _ = socket.set_tcp_keepalive(&TcpKeepalive::new().with_time(idle));
+        }
+        Ok(())
+    }
+}
+
+impl Default for SocketOptions {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
 
 /// A byte link for a Modbus client: one TCP connection or one serial port.
 pub trait Transport {
@@ -36,7 +77,7 @@ pub trait Transport {
     /// `true` when the client may gather every request it has ready (a
     /// [`Client::pipeline`](crate::client::Client::pipeline) batch) into one
     /// [`send`](Self::send), instead of one `send` per ADU. `false` unless the transport was
-    /// configured for it (see [`TcpConfig::coalesce_requests`](tcp::TcpConfig::coalesce_requests)):
+    /// configured for it (see [`tcp::Config::coalesce_requests`](tcp::Config::coalesce_requests)):
     /// `modbus-reference.md` §10.3 asks clients not to pack several requests into one segment,
     /// and some servers answer only the first ADU of a read.
     fn coalesce_requests(&self) -> bool {
@@ -54,7 +95,7 @@ pub trait Transport {
     /// [`receive`](Self::receive) while a response is awaited and `deadline` is its response
     /// deadline (rather than the end of a retry's backoff, say). A transport set to close the
     /// link when a response times out
-    /// ([`TcpConfig::close_on_timeout`](tcp::TcpConfig::close_on_timeout)) may then end the
+    /// ([`tcp::Config::close_on_timeout`](tcp::Config::close_on_timeout)) may then end the
     /// wait by closing the link at `deadline`, and reports that with an
     /// [`io::ErrorKind::TimedOut`] error; it reopens the link at the next
     /// [`send`](Self::send). The default is [`receive`](Self::receive).
@@ -80,10 +121,7 @@ pub trait Transport {
 
 /// The time from now until `deadline`, at least `min` so that a blocking read with this timeout
 /// does not mean "block forever" (a zero timeout does, on sockets).
-pub(crate) fn remaining(
-    deadline: Instant,
-    min: std::time::Duration,
-) -> Option<std::time::Duration> {
+pub(crate) fn remaining(deadline: Instant, min: Duration) -> Option<Duration> {
     let now = Instant::now();
     if now >= deadline {
         return None;

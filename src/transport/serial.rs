@@ -25,7 +25,7 @@ const MIN_READ_TIMEOUT: Duration = Duration::from_millis(1);
 
 /// Character format and timing of a serial line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SerialConfig {
+pub struct Config {
     /// Baud rate.
     pub baud_rate: u32,
     /// Data bits per character: 8 for RTU, 7 (or 8) for ASCII.
@@ -39,7 +39,7 @@ pub struct SerialConfig {
     pub burst_tolerance: Duration,
 }
 
-impl SerialConfig {
+impl Config {
     /// 8 data bits, even parity, one stop bit (8E1, the specification's default) at `baud_rate`.
     #[must_use]
     pub const fn new(baud_rate: u32) -> Self {
@@ -72,6 +72,17 @@ impl SerialConfig {
         }
     }
 
+    /// Opens the port at `path` with this character format, no flow control, and a read
+    /// timeout of `timeout`.
+    pub(crate) fn open(&self, path: &str, timeout: Duration) -> io::Result<Box<dyn SerialPort>> {
+        let mut port = serialport::new(path, self.baud_rate)
+            .data_bits(self.data_bits()?)
+            .timeout(timeout)
+            .open()?;
+        self.apply(port.as_mut())?;
+        Ok(port)
+    }
+
     /// Applies the character format to `port`.
     fn apply(&self, port: &mut dyn SerialPort) -> io::Result<()> {
         port.set_baud_rate(self.baud_rate)?;
@@ -94,7 +105,7 @@ impl SerialConfig {
 pub struct SerialTransport {
     port: Box<dyn SerialPort>,
     path: Option<String>,
-    config: SerialConfig,
+    config: Config,
     framing: Framing,
     /// When the line last carried a character (sent and drained, or received).
     last_activity: Option<Instant>,
@@ -115,7 +126,7 @@ impl SerialTransport {
     ///
     /// # Errors
     /// The port cannot be opened or configured, or `framing` is a TCP framing.
-    pub fn open(path: &str, config: SerialConfig, framing: Framing) -> io::Result<Self> {
+    pub fn open(path: &str, config: Config, framing: Framing) -> io::Result<Self> {
         let port = open_port(path, &config)?;
         let mut transport = Self::from_port(port, config, framing)?;
         transport.path = Some(path.to_owned());
@@ -130,7 +141,7 @@ impl SerialTransport {
     /// The port cannot be configured, or `framing` is a TCP framing.
     pub fn from_port(
         mut port: Box<dyn SerialPort>,
-        config: SerialConfig,
+        config: Config,
         framing: Framing,
     ) -> io::Result<Self> {
         if !framing.is_serial() {
@@ -165,12 +176,8 @@ impl SerialTransport {
     }
 }
 
-fn open_port(path: &str, config: &SerialConfig) -> io::Result<Box<dyn SerialPort>> {
-    serialport::new(path, config.baud_rate)
-        .data_bits(config.data_bits()?)
-        .timeout(Duration::from_millis(100))
-        .open()
-        .map_err(io::Error::from)
+fn open_port(path: &str, config: &Config) -> io::Result<Box<dyn SerialPort>> {
+    config.open(path, Duration::from_millis(100))
 }
 
 impl Transport for SerialTransport {

@@ -12,10 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use std::vec::Vec;
 
-use socket2::{Domain, Protocol, SockAddr, Socket, TcpKeepalive, Type};
+use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, Type};
 
 use super::watchdog::Watch;
-use super::{Transport, remaining};
+use super::{SocketOptions, Transport, remaining};
 use crate::frame::Framing;
 use crate::time::Instant;
 
@@ -27,7 +27,7 @@ const EXACT_READ_TIMEOUT: Duration = Duration::from_millis(16);
 
 /// Settings of a [`TcpTransport`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TcpConfig {
+pub struct Config {
     /// Longest wait for one connection attempt.
     pub connect_timeout: Duration,
     /// Longest a write may block. A write blocks only when the socket's send buffer is full,
@@ -35,10 +35,8 @@ pub struct TcpConfig {
     /// noticed yet); without a limit the client would hang in that write for good. The
     /// connection is then treated as broken and reopened.
     pub write_timeout: Duration,
-    /// Disable Nagle's algorithm (`TCP_NODELAY`). On by default.
-    pub nodelay: bool,
-    /// Idle time before the first keep-alive probe; `None` leaves `SO_KEEPALIVE` off.
-    pub keepalive: Option<Duration>,
+    /// `TCP_NODELAY` and keep-alive.
+    pub socket: SocketOptions,
     /// Connection attempts per [`Transport::reconnect`], at least 1.
     pub reconnect_attempts: u32,
     /// Delay after the first failed attempt; doubled after each further one.
@@ -78,7 +76,7 @@ pub struct TcpConfig {
     pub close_on_timeout: bool,
 }
 
-impl Default for TcpConfig {
+impl Default for Config {
     /// 3 s connect and write timeouts, `TCP_NODELAY`, keep-alive after 60 s idle, 3
     /// reconnection attempts 100 ms then 200 ms apart (capped at 2 s), one request per write,
     /// the connection kept when a response times out.
@@ -86,8 +84,7 @@ impl Default for TcpConfig {
         Self {
             connect_timeout: Duration::from_secs(3),
             write_timeout: Duration::from_secs(3),
-            nodelay: true,
-            keepalive: Some(Duration::from_secs(60)),
+            socket: SocketOptions::DEFAULT,
             reconnect_attempts: 3,
             reconnect_backoff: Duration::from_millis(100),
             reconnect_max_backoff: Duration::from_secs(2),
@@ -102,12 +99,12 @@ impl Default for TcpConfig {
 #[derive(Debug)]
 pub struct TcpTransport {
     addrs: Vec<SocketAddr>,
-    config: TcpConfig,
+    config: Config,
     framing: Framing,
     stream: Option<TcpStream>,
     /// The read timeout set on `stream` (`None`: none).
     read_timeout: Option<Duration>,
-    /// `stream`'s registration with the watchdog ([`TcpConfig::close_on_timeout`]).
+    /// `stream`'s registration with the watchdog ([`Config::close_on_timeout`]).
     watch: Option<Arc<Watch>>,
     /// The watchdog closed the connection at a response deadline: the next send reopens it.
     closed_by_timeout: bool,
@@ -118,7 +115,7 @@ impl TcpTransport {
     ///
     /// # Errors
     /// The address does not resolve, or no address accepted a connection in time.
-    pub fn connect(addr: impl ToSocketAddrs, config: TcpConfig) -> io::Result<Self> {
+    pub fn connect(addr: impl ToSocketAddrs, config: Config) -> io::Result<Self> {
         Self::connect_with(addr, config, Framing::Tcp)
     }
 
@@ -126,13 +123,13 @@ impl TcpTransport {
     ///
     /// # Errors
     /// As [`connect`](Self::connect).
-    pub fn connect_rtu_over_tcp(addr: impl ToSocketAddrs, config: TcpConfig) -> io::Result<Self> {
+    pub fn connect_rtu_over_tcp(addr: impl ToSocketAddrs, config: Config) -> io::Result<Self> {
         Self::connect_with(addr, config, Framing::RtuOverTcp)
     }
 
     fn connect_with(
         addr: impl ToSocketAddrs,
-        config: TcpConfig,
+        config: Config,
         framing: Framing,
     ) -> io::Result<Self> {
         let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
@@ -200,12 +197,9 @@ impl TcpTransport {
     fn open_one(&self, addr: SocketAddr) -> io::Result<TcpStream> {
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
         socket.connect_timeout(&SockAddr::from(addr), self.config.connect_timeout)?;
-        socket.set_tcp_nodelay(self.config.nodelay)?;
+        self.config.socket.apply(&SockRef::from(&socket))?;
         // A zero timeout would mean "block forever" to the socket.
         socket.set_write_timeout(Some(self.config.write_timeout.max(MIN_SOCKET_TIMEOUT)))?;
-        if let Some(idle) = self.config.keepalive {
-            socket.set_tcp_keepalive(&TcpKeepalive::new().with_time(idle))?;
-        }
         Ok(TcpStream::from(socket))
     }
 

@@ -3,7 +3,7 @@
 //! A read with a socket timeout (`SO_RCVTIMEO`) makes the kernel arm and cancel a timer every
 //! time it blocks, which costs 1–2% of a request/response round trip on a fast link. A
 //! client that closes the connection when a response times out
-//! ([`TcpConfig::close_on_timeout`](super::tcp::TcpConfig::close_on_timeout)) can do without
+//! ([`tcp::Config::close_on_timeout`](super::tcp::Config::close_on_timeout)) can do without
 //! it: it reads with no timeout and registers the deadline here, two atomic operations per
 //! read. One thread, shared by every such client of the process and started on first use,
 //! sleeps until the earliest deadline registered and shuts down the socket of a read still

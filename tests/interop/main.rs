@@ -25,9 +25,8 @@ use harness::{Outcome, Peer, PeerServer, PtyPair, RTU_UNIT, RawTcp, RtuPort, Scr
 use modbus_stack::pdu::{
     Coils, ExceptionCode, ExceptionResponse, FunctionCode, Registers, Request, Response,
 };
-use modbus_stack::server::tcp::{Config as TcpConfig, TcpServer};
+use modbus_stack::server::tcp::{self, TcpServer};
 use modbus_stack::value::{self, Order};
-use std::sync::Arc;
 
 // Not `PI`: the peers write this literal.
 #[allow(clippy::approx_constant)]
@@ -728,9 +727,9 @@ fn differential_ours_vs_libmodbus() {
     if !harness::available("differential_ours_vs_libmodbus", &[Peer::Libmodbus], false) {
         return;
     }
-    let ours = TcpServer::bind("127.0.0.1:0", TcpConfig::tcp())
+    let ours = TcpServer::bind("127.0.0.1:0", tcp::Config::tcp())
         .expect("bind 127.0.0.1:0")
-        .spawn(Arc::new(modbus_stack::sim::unit_map()))
+        .spawn(modbus_stack::sim::unit_map())
         .expect("spawn our server");
     let our_addr = ours.local_addr().to_string();
     let libmodbus = PeerServer::tcp(Peer::Libmodbus);

@@ -1,15 +1,13 @@
 //! Our blocking client against the peer servers, and the peer clients against our servers
 //! (issue 6), over TCP on 127.0.0.1 and (feature `serial`) over RTU on a socat pty pair.
 
-use std::sync::Arc;
-
 use modbus_stack::client::{Client, Error};
 use modbus_stack::pdu::{ExceptionCode, FunctionCode, Request};
-use modbus_stack::server::tcp::{Config as TcpConfig, TcpServer};
+use modbus_stack::server::tcp::{self, TcpServer};
 use modbus_stack::server::{DataStore, UnitMap};
 use modbus_stack::sim;
 use modbus_stack::transport::Transport;
-use modbus_stack::transport::tcp::TcpConfig as TcpClientConfig;
+use modbus_stack::transport::tcp::Config as TcpClientConfig;
 use modbus_stack::value::{self, Order};
 
 use super::harness::{self, Outcome, Peer, PeerServer, Script};
@@ -383,10 +381,10 @@ fn peer_clients_against_our_tcp_server() {
         return;
     }
     for client in Peer::ALL {
-        let store = Arc::new(sim::store());
-        let ours = TcpServer::bind("127.0.0.1:0", TcpConfig::tcp())
+        let store = sim::store();
+        let ours = TcpServer::bind("127.0.0.1:0", tcp::Config::tcp())
             .expect("bind 127.0.0.1:0")
-            .spawn(Arc::new(UnitMap::serving_all(Arc::clone(&store))))
+            .spawn(UnitMap::serving_all(store.clone()))
             .expect("spawn");
         let script = harness::run_client_at(client, &ours.local_addr().to_string());
         check_peer_client_against_ours(client, &script, &store);
@@ -398,18 +396,16 @@ fn peer_clients_against_our_tcp_server() {
 
 #[cfg(feature = "serial")]
 mod rtu {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::thread::{self, JoinHandle};
     use std::time::Duration;
 
     use modbus_stack::client::Client;
     use modbus_stack::frame::Framing;
     use modbus_stack::frame::rtu::{Parity, StopBits, Timing};
     use modbus_stack::server::UnitMap;
-    use modbus_stack::server::serial::SerialServer;
+    use modbus_stack::server::serial::{SerialServer, SpawnedServer};
+    use modbus_stack::session::server::ServerConfig;
     use modbus_stack::sim;
-    use modbus_stack::transport::serial::{SerialConfig, SerialTransport};
+    use modbus_stack::transport::serial::{self, SerialTransport};
 
     use super::super::harness::{self, Peer, PeerServer, PtyPair, RTU_UNIT};
     use super::{RESPONSE_TIMEOUT, check_peer_client_against_ours, our_client_script};
@@ -417,10 +413,10 @@ mod rtu {
     const BAUD: u32 = 19_200;
 
     /// 19200 8N1, as the peers (see `libmodbus_peer.c` for why not 8E1).
-    fn line() -> SerialConfig {
-        SerialConfig {
+    fn line() -> serial::Config {
+        serial::Config {
             parity: Parity::None,
-            ..SerialConfig::new(BAUD)
+            ..serial::Config::new(BAUD)
         }
     }
 
@@ -438,13 +434,12 @@ mod rtu {
 
     /// Our RTU serial server (unit 17) on `path` in a thread; stopped and joined on drop.
     struct OurRtuServer {
-        stop: Arc<AtomicBool>,
-        thread: Option<JoinHandle<()>>,
+        server: Option<SpawnedServer>,
     }
 
     impl OurRtuServer {
         fn start(path: &std::path::Path, map: UnitMap) -> Self {
-            let mut port = serialport::new(path.to_str().expect("utf-8 path"), BAUD)
+            let port = serialport::new(path.to_str().expect("utf-8 path"), BAUD)
                 .data_bits(serialport::DataBits::Eight)
                 .parity(serialport::Parity::None)
                 .stop_bits(serialport::StopBits::One)
@@ -452,26 +447,23 @@ mod rtu {
                 .timeout(Duration::from_millis(20))
                 .open_native()
                 .expect("open pty (TTYPort)");
-            let mut server = SerialServer::rtu(
+            let session = ServerConfig::rtu(
                 RTU_UNIT,
                 Timing::for_line(BAUD, Parity::None, StopBits::One),
             );
-            let stop = server.shutdown_flag();
-            let thread = thread::spawn(move || {
-                server.serve(&mut port, &map).expect("serve");
-            });
+            let server = SerialServer::from_port(Box::new(port), session)
+                .and_then(|server| server.spawn(map))
+                .expect("serve");
             Self {
-                stop,
-                thread: Some(thread),
+                server: Some(server),
             }
         }
     }
 
     impl Drop for OurRtuServer {
         fn drop(&mut self) {
-            self.stop.store(true, Ordering::SeqCst);
-            if let Some(thread) = self.thread.take() {
-                let _ = thread.join();
+            if let Some(server) = self.server.take() {
+                let _ = server.shutdown();
             }
         }
     }
@@ -498,8 +490,8 @@ mod rtu {
         }
         for client in Peer::ALL {
             let pty = PtyPair::new();
-            let store = Arc::new(sim::store());
-            let server = OurRtuServer::start(&pty.a, UnitMap::serving_all(Arc::clone(&store)));
+            let store = sim::store();
+            let server = OurRtuServer::start(&pty.a, UnitMap::serving_all(store.clone()));
             let script = harness::run_client_rtu(client, &pty.b);
             drop(server);
             check_peer_client_against_ours(client, &script, &store);

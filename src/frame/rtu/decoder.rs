@@ -257,6 +257,15 @@ impl Decoder {
         }
     }
 
+    /// `true` when [`poll_frame`](Self::poll_frame) has a frame or an error to return.
+    pub fn is_ready(&mut self) -> bool {
+        self.settle();
+        if self.config.timing.is_none() && self.pending == Pending::None {
+            self.scan_untimed();
+        }
+        self.pending != Pending::None
+    }
+
     /// The next frame or framing error, if one is ready. The frame borrows the decoder's buffer
     /// and is dropped from it at the next call.
     pub fn poll_frame(&mut self) -> Option<Result<Adu<&[u8]>, FrameError>> {

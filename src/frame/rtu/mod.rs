@@ -173,6 +173,45 @@ pub const fn encoded_len(pdu_len: usize) -> usize {
     pdu_len.saturating_add(1 + CRC_LEN)
 }
 
+/// Completes the RTU ADU around a PDU of `pdu_len` bytes that is already in place at
+/// `frame[1..]`: writes the unit id in front and the CRC behind it, and returns the ADU length.
+/// A server builds its answer straight into the ADU buffer this way, without copying the PDU.
+///
+/// ```
+/// use modbus_stack::frame::rtu;
+/// let mut frame = [0u8; rtu::MAX_ADU_LEN];
+/// frame[1..6].copy_from_slice(&[0x03, 0x00, 0x6B, 0x00, 0x03]);
+/// let len = rtu::encode_in_place(1, 5, &mut frame).unwrap();
+/// assert_eq!(&frame[..len], &[0x01, 0x03, 0x00, 0x6B, 0x00, 0x03, 0x74, 0x17]);
+/// ```
+///
+/// # Errors
+///
+/// [`EncodeError::Invalid`] for an empty PDU or one over 253 bytes;
+/// [`EncodeError::BufferTooSmall`] when `frame` cannot hold the ADU.
+pub fn encode_in_place(
+    unit_id: u8,
+    pdu_len: usize,
+    frame: &mut [u8],
+) -> Result<usize, EncodeError> {
+    if pdu_len == 0 {
+        return Err(DecodeError::Empty.into());
+    }
+    if pdu_len > MAX_PDU_LEN {
+        return Err(DecodeError::PduTooLong { len: pdu_len }.into());
+    }
+    let len = encoded_len(pdu_len);
+    let available = frame.len();
+    let frame = frame.get_mut(..len).ok_or(EncodeError::BufferTooSmall {
+        required: len,
+        available,
+    })?;
+    let mut adu = Adu::new_unchecked(frame);
+    adu.set_unit_id(unit_id);
+    adu.fill_crc();
+    Ok(len)
+}
+
 /// Writes the RTU ADU for `unit_id` and `pdu` (function code and data) to the front of `out`;
 /// returns its length.
 ///

@@ -1,23 +1,17 @@
-//! The sans-IO server core: one request PDU in, one reply out.
+//! The PDU half of a server: one request PDU in, one reply out, and the diagnostics state the
+//! specification defines around it.
 //!
-//! A user implements [`Handler`] for the data model of a unit (coils, registers, files, device
-//! identification); every method has a default that answers exception 01, so a handler
-//! implements only the functions it serves. [`Server`] owns everything the protocol itself
-//! defines: the decision order of `modbus-reference.md` §3.3 (01 → 03 → 02 → 04, the first
-//! three decided by [`Request::decode`]), unit-id filtering and broadcast (§8.9), listen-only
-//! mode, the eight serial-line counters, the event counter and the 64-byte event log (§6, §7),
-//! and the stream, individual-access and splitting rules of Read Device Identification
-//! (§4.19.2). [`Server::respond`] is a pure step: framing, timing and I/O belong to the caller.
+//! [`PduServer::respond`] owns the decision order of `modbus-reference.md` §3.3 (01 → 03 → 02
+//! → 04, the first three decided by [`Request::decode`]), unit-id filtering and broadcast
+//! (§8.9), listen-only mode, the eight serial-line counters, the event counter and the 64-byte
+//! event log (§6, §7), and the stream, individual-access and splitting rules of Read Device
+//! Identification (§4.19.2). It is a pure step: framing and timing belong to the
+//! [`ServerSession`](super::ServerSession) around it, which most drivers use instead; a
+//! gateway that forwards PDUs uses this directly.
 //!
-//! Nothing here allocates: scratch buffers for the largest reads live on the stack
-//! (about 2.8 KiB in the worst case, the 2000-coil read).
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
-
+//! Nothing here allocates: scratch buffers for the largest reads live on the stack (about
+//! 2.8 KiB in the worst case, the 2000-coil read).
+use super::{Handler, Unit, UnitIds};
 use crate::pdu::device_id::MAX_OBJECT_BYTES;
 use crate::pdu::{
     Coils, DeviceIdObjects, DeviceIdentification, DiagnosticCounter, DiagnosticsRequest,
@@ -65,325 +59,7 @@ const STATUS_BUSY: u16 = 0xFFFF;
 /// is device specific; Qt uses the same bit).
 const OVERRUN_FLAG: u16 = 0x0001;
 
-/// Serves the data model of one unit. Every method defaults to exception 01 (illegal function),
-/// so an implementation overrides only the functions its device supports.
-///
-/// The server core has already checked the quantities, byte counts and value rules (exception
-/// 03) and that no range wraps the 16-bit address space, before calling a method. What it cannot
-/// know is the handler's map: a method answers [`ExceptionCode::IllegalDataAddress`] (02) for an
-/// address or range outside it, and [`ExceptionCode::ServerDeviceFailure`] (04) when the action
-/// fails. `out` slices are exactly as long as the request's quantity.
-pub trait Handler {
-    /// FC 01: fill `out` with the coils from `address`.
-    ///
-    /// # Errors
-    /// The exception to answer.
-    fn read_coils(&mut self, address: u16, out: &mut [bool]) -> Result<(), ExceptionCode> {
-        let _ = (address, out);
-        Err(ExceptionCode::IllegalFunction)
-    }
-
-    /// FC 02: fill `out` with the discrete inputs from `address`.
-    ///
-    /// # Errors
-    /// The exception to answer.
-    fn read_discrete_inputs(
-        &mut self,
-        address: u16,
-        out: &mut [bool],
-    ) -> Result<(), ExceptionCode> {
-        let _ = (address, out);
-        Err(ExceptionCode::IllegalFunction)
-    }
-
-    /// FC 03: fill `out` with the holding registers from `address`.
-    ///
-    /// # Errors
-    /// The exception to answer.
-    fn read_holding_registers(
-        &mut self,
-        address: u16,
-        out: &mut [u16],
-    ) -> Result<(), ExceptionCode> {
-        let _ = (address, out);
-        Err(ExceptionCode::IllegalFunction)
-    }
-
-    /// FC 04: fill `out` with the input registers from `address`.
-    ///
-    /// # Errors
-    /// The exception to answer.
-    fn read_input_registers(&mut self, address: u16, out: &mut [u16]) -> Result<(), ExceptionCode> {
-        let _ = (address, out);
-        Err(ExceptionCode::IllegalFunction)
-    }
-
-    /// FC 05: switch the coil at `address` on (`true`) or off.
-    ///
-    /// # Errors
-    /// The exception to answer.
-    fn write_single_coil(&mut self, address: u16, value: bool) -> Result<(), ExceptionCode> {
-        let _ = (address, value);
-        Err(ExceptionCode::IllegalFunction)
-    }
-
-    /// FC 06: write the holding register at `address`.
-    ///
-    /// # Errors
-    /// The exception to answer.
-    fn write_single_register(&mut self, address: u16, value: u16) -> Result<(), ExceptionCode> {
-        let _ = (address, value);
-        Err(ExceptionCode::IllegalFunction)
-    }
-
-    /// FC 15: write `values` to the coils from `address`, all or nothing.
-    ///
-    /// # Errors
-    /// The exception to answer.
-    fn write_multiple_coils(
-        &mut self,
-        address: u16,
-        values: Coils<'_>,
-    ) -> Result<(), ExceptionCode> {
-        let _ = (address, values);
-        Err(ExceptionCode::IllegalFunction)
-    }
-
-    /// FC 16: write `values` to the holding registers from `address`, all or nothing.
-    ///
-    /// # Errors
-    /// The exception to answer.
-    fn write_multiple_registers(
-        &mut self,
-        address: u16,
-        values: Registers<'_>,
-    ) -> Result<(), ExceptionCode> {
-        let _ = (address, values);
-        Err(ExceptionCode::IllegalFunction)
-    }
-
-    /// FC 22: `register = (register & and_mask) | (or_mask & !and_mask)` at `address`.
-    ///
-    /// # Errors
-    /// The exception to answer.
-    fn mask_write_register(
-        &mut self,
-        address: u16,
-        and_mask: u16,
-        or_mask: u16,
-    ) -> Result<(), ExceptionCode> {
-        let _ = (address, and_mask, or_mask);
-        Err(ExceptionCode::IllegalFunction)
-    }
-
-    /// FC 23: write `values` from `write_address` first, then fill `out` with the holding
-    /// registers from `read_address`. Check both ranges before writing anything.
-    ///
-    /// # Errors
-    /// The exception to answer.
-    fn read_write_multiple_registers(
-        &mut self,
-        read_address: u16,
-        out: &mut [u16],
-        write_address: u16,
-        values: Registers<'_>,
-    ) -> Result<(), ExceptionCode> {
-        let _ = (read_address, out, write_address, values);
-        Err(ExceptionCode::IllegalFunction)
-    }
-
-    /// FC 24: copy the FIFO queue whose count register is at `address` into `out` (31 slots),
-    /// oldest first, and return the number of values. A queue holding more than 31 values is
-    /// [`ExceptionCode::IllegalDataValue`] (03); an unknown pointer address is 02.
-    ///
-    /// # Errors
-    /// The exception to answer.
-    fn read_fifo_queue(&mut self, address: u16, out: &mut [u16]) -> Result<usize, ExceptionCode> {
-        let _ = (address, out);
-        Err(ExceptionCode::IllegalFunction)
-    }
-
-    /// FC 20, once per group: fill `out` with the records of `file_number` from
-    /// `record_number`. The core has checked the file number (≥ 1) and that the records lie in
-    /// 0..10000; a file or record the device lacks is 02.
-    ///
-    /// # Errors
-    /// The exception to answer.
-    fn read_file_record(
-        &mut self,
-        file_number: u16,
-        record_number: u16,
-        out: &mut [u16],
-    ) -> Result<(), ExceptionCode> {
-        let _ = (file_number, record_number, out);
-        Err(ExceptionCode::IllegalFunction)
-    }
-
-    /// FC 21, once per group in request order: write `values` into `file_number` from
-    /// `record_number`.
-    ///
-    /// # Errors
-    /// The exception to answer.
-    fn write_file_record(
-        &mut self,
-        file_number: u16,
-        record_number: u16,
-        values: Registers<'_>,
-    ) -> Result<(), ExceptionCode> {
-        let _ = (file_number, record_number, values);
-        Err(ExceptionCode::IllegalFunction)
-    }
-
-    /// FC 07: the eight exception status outputs, lowest in bit 0.
-    ///
-    /// # Errors
-    /// The exception to answer.
-    fn read_exception_status(&mut self) -> Result<u8, ExceptionCode> {
-        Err(ExceptionCode::IllegalFunction)
-    }
-
-    /// FC 17: write the server id, run indicator and any additional data into `out` (up to 251
-    /// bytes) and return the number of bytes written.
-    ///
-    /// # Errors
-    /// The exception to answer.
-    fn report_server_id(&mut self, out: &mut [u8]) -> Result<usize, ExceptionCode> {
-        let _ = out;
-        Err(ExceptionCode::IllegalFunction)
-    }
-
-    /// FC 43/14: the device's conformity level (0x01–0x03 stream only, 0x81–0x83 with
-    /// individual access). It caps the category a stream request is answered at.
-    fn device_identification_conformity_level(&mut self) -> u8 {
-        0x81
-    }
-
-    /// FC 43/14: copy the value of object `object_id` into `out` (244 bytes) and return its
-    /// length, or `Ok(None)` when the device has no such object. The core applies the stream,
-    /// individual-access and splitting rules; a device implementing this must have objects
-    /// 0x00–0x02.
-    ///
-    /// # Errors
-    /// The exception to answer; the default (01) makes the whole MEI 14 unsupported.
-    fn read_device_identification(
-        &mut self,
-        object_id: u8,
-        out: &mut [u8],
-    ) -> Result<Option<usize>, ExceptionCode> {
-        let _ = (object_id, out);
-        Err(ExceptionCode::IllegalFunction)
-    }
-
-    /// FC 43/13: answer a `CANopen` general reference request: `data` follows the MEI type, the
-    /// response data (after the MEI type) goes into `out`; returns its length.
-    ///
-    /// # Errors
-    /// The exception to answer.
-    fn can_open_general_reference(
-        &mut self,
-        data: &[u8],
-        out: &mut [u8],
-    ) -> Result<usize, ExceptionCode> {
-        let _ = (data, out);
-        Err(ExceptionCode::IllegalFunction)
-    }
-
-    /// Any function code without a typed variant (user-defined 65–72 and 100–110, reserved
-    /// codes): `data` follows the function code; write the response data (after the function
-    /// code) into `out` and return its length.
-    ///
-    /// # Errors
-    /// The exception to answer.
-    fn custom(
-        &mut self,
-        function: FunctionCode,
-        data: &[u8],
-        out: &mut [u8],
-    ) -> Result<usize, ExceptionCode> {
-        let _ = (function, data, out);
-        Err(ExceptionCode::IllegalFunction)
-    }
-}
-
-/// The unit ids a server answers, as a 256-bit set.
-///
-/// A serial server answers only its own address (1–247); a server directly on TCP answers any
-/// unit id (0xFF and 0x00 by convention, `modbus-reference.md` §10.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct UnitIds {
-    bits: [u64; 4],
-}
-
-impl UnitIds {
-    /// No unit id at all.
-    #[must_use]
-    pub const fn none() -> Self {
-        Self { bits: [0; 4] }
-    }
-
-    /// Every unit id.
-    #[must_use]
-    pub const fn all() -> Self {
-        Self {
-            bits: [u64::MAX; 4],
-        }
-    }
-
-    /// Just `unit_id`.
-    #[must_use]
-    pub fn single(unit_id: u8) -> Self {
-        Self::none().with(unit_id)
-    }
-
-    /// This set plus `unit_id`.
-    #[must_use]
-    pub fn with(mut self, unit_id: u8) -> Self {
-        if let Some(word) = self.bits.get_mut(usize::from(unit_id / 64)) {
-            *word |= 1 << (unit_id % 64);
-        }
-        self
-    }
-
-    /// `true` when `unit_id` is in the set.
-    #[must_use]
-    pub fn contains(&self, unit_id: u8) -> bool {
-        self.bits
-            .get(usize::from(unit_id / 64))
-            .is_some_and(|word| word & (1 << (unit_id % 64)) != 0)
-    }
-}
-
-/// How a [`Server`] treats unit ids.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Config {
-    /// Unit ids the server answers; requests for others are ignored silently (§8.8).
-    pub units: UnitIds,
-    /// Treat unit id 0 as a broadcast: execute writes, never reply (§8.9). Serial lines do; a
-    /// server directly on TCP does not (unit 0 is then an ordinary id, if `units` has it).
-    pub broadcast: bool,
-}
-
-impl Config {
-    /// A serial-line server at `unit_id`: answers only that address, honours broadcasts.
-    #[must_use]
-    pub fn serial(unit_id: u8) -> Self {
-        Self {
-            units: UnitIds::single(unit_id),
-            broadcast: true,
-        }
-    }
-
-    /// A server directly on TCP: answers every unit id, no broadcast semantics.
-    #[must_use]
-    pub const fn tcp() -> Self {
-        Self {
-            units: UnitIds::all(),
-            broadcast: false,
-        }
-    }
-}
-
-/// What to do after [`Server::respond`].
+/// What to do after [`PduServer::respond`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Reply {
     /// Send the first `len` bytes of `out` as the response PDU (normal or exception).
@@ -392,7 +68,7 @@ pub enum Reply {
     Silent(SilentReason),
 }
 
-/// Why [`Server::respond`] sends nothing.
+/// Why [`PduServer::respond`] sends nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum SilentReason {
@@ -443,12 +119,12 @@ enum After {
 /// meaningless and the `note_*` calls can be skipped.
 ///
 /// ```
-/// use modbus_stack::session::server::{Config, Handler, Reply, Server};
+/// use modbus_stack::session::server::{Handler, PduServer, Reply, Unit};
 /// use modbus_stack::pdu::ExceptionCode;
 ///
 /// struct Registers([u16; 4]);
 /// impl Handler for Registers {
-///     fn read_holding_registers(&mut self, address: u16, out: &mut [u16]) -> Result<(), ExceptionCode> {
+///     fn read_holding_registers(&mut self, _: Unit, address: u16, out: &mut [u16]) -> Result<(), ExceptionCode> {
 ///         let start = usize::from(address);
 ///         let values = self.0.get(start..start + out.len()).ok_or(ExceptionCode::IllegalDataAddress)?;
 ///         out.copy_from_slice(values);
@@ -456,7 +132,7 @@ enum After {
 ///     }
 /// }
 ///
-/// let mut server = Server::new(Config::serial(1));
+/// let mut server = PduServer::serial(1);
 /// let mut out = [0u8; 253];
 /// let reply = server.respond(1, &[0x03, 0x00, 0x01, 0x00, 0x02], &mut Registers([0, 7, 8, 0]), &mut out);
 /// assert_eq!(reply, Reply::Send(6));
@@ -467,8 +143,9 @@ enum After {
 /// assert_eq!(&out[..2], &[0x83, 0x02]);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Server {
-    config: Config,
+pub struct PduServer {
+    units: UnitIds,
+    broadcast: bool,
     counters: [u16; 8],
     event_count: u16,
     diagnostic_register: u16,
@@ -480,13 +157,15 @@ pub struct Server {
     program_busy: bool,
 }
 
-impl Server {
-    /// A server in its power-up state: counters, register and log cleared, not in listen-only
-    /// mode, ASCII delimiter LF.
+impl PduServer {
+    /// A server in its power-up state (counters, register and log cleared, not in listen-only
+    /// mode, ASCII delimiter LF) answering the unit ids in `units`; with `broadcast`, unit id 0
+    /// is a broadcast: writes are executed, nothing is answered (§8.9).
     #[must_use]
-    pub const fn new(config: Config) -> Self {
+    pub const fn new(units: UnitIds, broadcast: bool) -> Self {
         Self {
-            config,
+            units,
+            broadcast,
             counters: [0; 8],
             event_count: 0,
             diagnostic_register: 0,
@@ -498,15 +177,34 @@ impl Server {
         }
     }
 
-    /// The unit-id configuration.
+    /// A serial-line server at `unit_id`: answers only that address, honours broadcasts.
     #[must_use]
-    pub const fn config(&self) -> &Config {
-        &self.config
+    pub fn serial(unit_id: u8) -> Self {
+        Self::new(UnitIds::single(unit_id), true)
     }
 
-    /// Replaces the unit-id configuration; diagnostics state is kept.
-    pub fn set_config(&mut self, config: Config) {
-        self.config = config;
+    /// A server directly on TCP: answers every unit id, no broadcast semantics (§10.2).
+    #[must_use]
+    pub const fn tcp() -> Self {
+        Self::new(UnitIds::all(), false)
+    }
+
+    /// The unit ids answered.
+    #[must_use]
+    pub const fn units(&self) -> UnitIds {
+        self.units
+    }
+
+    /// `true` when unit id 0 is a broadcast.
+    #[must_use]
+    pub const fn broadcast(&self) -> bool {
+        self.broadcast
+    }
+
+    /// Replaces the unit ids answered and the broadcast rule; diagnostics state is kept.
+    pub fn set_units(&mut self, units: UnitIds, broadcast: bool) {
+        self.units = units;
+        self.broadcast = broadcast;
     }
 
     /// The current value of one of the eight serial-line counters.
@@ -593,8 +291,8 @@ impl Server {
         handler: &mut H,
         out: &mut [u8],
     ) -> Reply {
-        let broadcast = self.config.broadcast && unit_id == 0;
-        if !broadcast && !self.config.units.contains(unit_id) {
+        let broadcast = self.broadcast && unit_id == 0;
+        if !broadcast && !self.units.contains(unit_id) {
             return Reply::Silent(SilentReason::ForeignUnit);
         }
         self.push_event(self.receive_event(broadcast));
@@ -628,7 +326,14 @@ impl Server {
                 self.push_event(self.send_event(0));
                 return Reply::Silent(SilentReason::Broadcast);
             }
-            Ok(request) => self.execute(&request, handler, out),
+            Ok(request) => {
+                let unit = if broadcast {
+                    Unit::Broadcast
+                } else {
+                    Unit::Id(unit_id)
+                };
+                self.execute(unit, &request, handler, out)
+            }
         };
         let reply = self.finish(function, outcome, broadcast, out);
         match after {
@@ -714,6 +419,7 @@ impl Server {
     )]
     fn execute<H: Handler + ?Sized>(
         &mut self,
+        unit: Unit,
         request: &Request<'_>,
         handler: &mut H,
         out: &mut [u8],
@@ -725,7 +431,7 @@ impl Server {
         let result = match *request {
             Request::ReadCoils { address, quantity } => {
                 scratch(&mut bits, quantity).and_then(|bits| {
-                    handler.read_coils(address, bits)?;
+                    handler.read_coils(unit, address, bits)?;
                     encode(
                         &Response::ReadCoils {
                             values: Coils::from_bools(bits),
@@ -736,7 +442,7 @@ impl Server {
             }
             Request::ReadDiscreteInputs { address, quantity } => scratch(&mut bits, quantity)
                 .and_then(|bits| {
-                    handler.read_discrete_inputs(address, bits)?;
+                    handler.read_discrete_inputs(unit, address, bits)?;
                     encode(
                         &Response::ReadDiscreteInputs {
                             values: Coils::from_bools(bits),
@@ -746,7 +452,7 @@ impl Server {
                 }),
             Request::ReadHoldingRegisters { address, quantity } => scratch(&mut words, quantity)
                 .and_then(|words| {
-                    handler.read_holding_registers(address, words)?;
+                    handler.read_holding_registers(unit, address, words)?;
                     encode(
                         &Response::ReadHoldingRegisters {
                             values: Registers::from_words(words),
@@ -756,7 +462,7 @@ impl Server {
                 }),
             Request::ReadInputRegisters { address, quantity } => scratch(&mut words, quantity)
                 .and_then(|words| {
-                    handler.read_input_registers(address, words)?;
+                    handler.read_input_registers(unit, address, words)?;
                     encode(
                         &Response::ReadInputRegisters {
                             values: Registers::from_words(words),
@@ -765,13 +471,13 @@ impl Server {
                     )
                 }),
             Request::WriteSingleCoil { address, value } => handler
-                .write_single_coil(address, value)
+                .write_single_coil(unit, address, value)
                 .and_then(|()| encode(&Response::WriteSingleCoil { address, value }, out)),
             Request::WriteSingleRegister { address, value } => handler
-                .write_single_register(address, value)
+                .write_single_register(unit, address, value)
                 .and_then(|()| encode(&Response::WriteSingleRegister { address, value }, out)),
             Request::ReadExceptionStatus => handler
-                .read_exception_status()
+                .read_exception_status(unit)
                 .and_then(|status| encode(&Response::ReadExceptionStatus { status }, out)),
             Request::Diagnostics(diagnostics) => {
                 let (result, then) = self.diagnostics(diagnostics, out);
@@ -799,7 +505,7 @@ impl Server {
                 out,
             ),
             Request::WriteMultipleCoils { address, values } => handler
-                .write_multiple_coils(address, values)
+                .write_multiple_coils(unit, address, values)
                 .and_then(|()| {
                     encode(
                         &Response::WriteMultipleCoils {
@@ -810,7 +516,7 @@ impl Server {
                     )
                 }),
             Request::WriteMultipleRegisters { address, values } => handler
-                .write_multiple_registers(address, values)
+                .write_multiple_registers(unit, address, values)
                 .and_then(|()| {
                     encode(
                         &Response::WriteMultipleRegisters {
@@ -822,19 +528,19 @@ impl Server {
                 }),
             Request::ReportServerId => {
                 let area = bytes.get_mut(..MAX_PDU_LEN - 2).unwrap_or_default();
-                handler.report_server_id(area).and_then(|len| {
+                handler.report_server_id(unit, area).and_then(|len| {
                     let data = bytes.get(..len).ok_or(ExceptionCode::ServerDeviceFailure)?;
                     encode(&Response::ReportServerId { data }, out)
                 })
             }
-            Request::ReadFileRecord { groups } => read_file_record(handler, groups, out),
-            Request::WriteFileRecord { records } => write_file_record(handler, records, out),
+            Request::ReadFileRecord { groups } => read_file_record(handler, unit, groups, out),
+            Request::WriteFileRecord { records } => write_file_record(handler, unit, records, out),
             Request::MaskWriteRegister {
                 address,
                 and_mask,
                 or_mask,
             } => handler
-                .mask_write_register(address, and_mask, or_mask)
+                .mask_write_register(unit, address, and_mask, or_mask)
                 .and_then(|()| {
                     encode(
                         &Response::MaskWriteRegister {
@@ -852,6 +558,7 @@ impl Server {
                 values,
             } => scratch(&mut words, read_quantity).and_then(|words| {
                 handler.read_write_multiple_registers(
+                    unit,
                     read_address,
                     words,
                     write_address,
@@ -866,7 +573,7 @@ impl Server {
             }),
             Request::ReadFifoQueue { address } => {
                 scratch(&mut words, MAX_FIFO_COUNT).and_then(|words| {
-                    let count = handler.read_fifo_queue(address, words)?;
+                    let count = handler.read_fifo_queue(unit, address, words)?;
                     let values = words.get(..count).ok_or(ExceptionCode::IllegalDataValue)?;
                     encode(
                         &Response::ReadFifoQueue {
@@ -879,18 +586,18 @@ impl Server {
             Request::CanOpenGeneralReference { data } => {
                 let area = bytes.get_mut(..MAX_PDU_LEN - 2).unwrap_or_default();
                 handler
-                    .can_open_general_reference(data, area)
+                    .can_open_general_reference(unit, data, area)
                     .and_then(|len| {
                         let data = bytes.get(..len).ok_or(ExceptionCode::ServerDeviceFailure)?;
                         encode(&Response::CanOpenGeneralReference { data }, out)
                     })
             }
             Request::ReadDeviceIdentification { code, object_id } => {
-                read_device_identification(handler, code, object_id, out)
+                read_device_identification(handler, unit, code, object_id, out)
             }
             Request::Custom { function, data } => {
                 let area = bytes.get_mut(..MAX_PDU_LEN - 1).unwrap_or_default();
-                handler.custom(function, data, area).and_then(|len| {
+                handler.custom(unit, function, data, area).and_then(|len| {
                     let data = bytes.get(..len).ok_or(ExceptionCode::ServerDeviceFailure)?;
                     encode(&Response::Custom { function, data }, out)
                 })
@@ -1055,6 +762,7 @@ fn len_u16(len: usize) -> Result<u16, ExceptionCode> {
 /// FC 20: one handler call per group into one shared scratch area, then one response.
 fn read_file_record<H: Handler + ?Sized>(
     handler: &mut H,
+    unit: Unit,
     groups: FileReadGroups<'_>,
     out: &mut [u8],
 ) -> Result<usize, ExceptionCode> {
@@ -1069,7 +777,7 @@ fn read_file_record<H: Handler + ?Sized>(
         let area = words
             .get_mut(used..end)
             .ok_or(ExceptionCode::IllegalDataValue)?;
-        handler.read_file_record(group.file_number, group.record_number, area)?;
+        handler.read_file_record(unit, group.file_number, group.record_number, area)?;
         *spans
             .get_mut(count)
             .ok_or(ExceptionCode::IllegalDataValue)? = (used, end);
@@ -1092,11 +800,17 @@ fn read_file_record<H: Handler + ?Sized>(
 /// FC 21: one handler call per group, then the echo.
 fn write_file_record<H: Handler + ?Sized>(
     handler: &mut H,
+    unit: Unit,
     records: FileRecords<'_>,
     out: &mut [u8],
 ) -> Result<usize, ExceptionCode> {
     for record in &records {
-        handler.write_file_record(record.file_number, record.record_number, record.values)?;
+        handler.write_file_record(
+            unit,
+            record.file_number,
+            record.record_number,
+            record.values,
+        )?;
     }
     encode(&Response::WriteFileRecord { records }, out)
 }
@@ -1104,6 +818,7 @@ fn write_file_record<H: Handler + ?Sized>(
 /// FC 43/14: the stream, individual-access and splitting rules of §4.19.2.
 fn read_device_identification<H: Handler + ?Sized>(
     handler: &mut H,
+    unit: Unit,
     code: ReadDeviceIdCode,
     object_id: u8,
     out: &mut [u8],
@@ -1112,7 +827,7 @@ fn read_device_identification<H: Handler + ?Sized>(
     // Objects are packed in wire form (id, length, value) as they are found.
     let mut packed = [0u8; MAX_OBJECT_BYTES];
     let mut used = 0usize;
-    let conformity_level = handler.device_identification_conformity_level();
+    let conformity_level = handler.device_identification_conformity_level(unit);
     let mut more_follows = false;
     let mut next_object_id = 0u8;
 
@@ -1131,7 +846,7 @@ fn read_device_identification<H: Handler + ?Sized>(
 
     if code == ReadDeviceIdCode::Individual {
         let len = handler
-            .read_device_identification(object_id, &mut value)?
+            .read_device_identification(unit, object_id, &mut value)?
             .ok_or(ExceptionCode::IllegalDataAddress)?;
         if !append(object_id, len, &value)? {
             return Err(ExceptionCode::ServerDeviceFailure);
@@ -1147,7 +862,7 @@ fn read_device_identification<H: Handler + ?Sized>(
         // An id the device does not know (or outside the category) restarts the stream at 0.
         let first_id = if object_id <= last_id
             && handler
-                .read_device_identification(object_id, &mut value)?
+                .read_device_identification(unit, object_id, &mut value)?
                 .is_some()
         {
             object_id
@@ -1155,7 +870,7 @@ fn read_device_identification<H: Handler + ?Sized>(
             0
         };
         for id in first_id..=last_id {
-            let Some(len) = handler.read_device_identification(id, &mut value)? else {
+            let Some(len) = handler.read_device_identification(unit, id, &mut value)? else {
                 continue;
             };
             if !append(id, len, &value)? {
@@ -1188,7 +903,7 @@ mod tests {
     struct Nothing;
     impl Handler for Nothing {}
 
-    fn respond(server: &mut Server, unit_id: u8, pdu: &[u8]) -> (Reply, [u8; MAX_PDU_LEN]) {
+    fn respond(server: &mut PduServer, unit_id: u8, pdu: &[u8]) -> (Reply, [u8; MAX_PDU_LEN]) {
         let mut out = [0u8; MAX_PDU_LEN];
         let reply = server.respond(unit_id, pdu, &mut Nothing, &mut out);
         (reply, out)
@@ -1196,7 +911,7 @@ mod tests {
 
     #[test]
     fn default_handler_answers_illegal_function_for_everything() {
-        let mut server = Server::new(Config::serial(5));
+        let mut server = PduServer::serial(5);
         for pdu in [
             &[0x01, 0x00, 0x00, 0x00, 0x01][..],
             &[0x06, 0x00, 0x00, 0x00, 0x01],
@@ -1217,7 +932,7 @@ mod tests {
 
     #[test]
     fn diagnostics_are_served_by_the_core_without_a_handler() {
-        let mut server = Server::new(Config::serial(5));
+        let mut server = PduServer::serial(5);
         let (reply, out) = respond(&mut server, 5, &[0x08, 0x00, 0x0E, 0x00, 0x00]);
         assert_eq!(reply, Reply::Send(5));
         assert_eq!(out[..5], [0x08, 0x00, 0x0E, 0x00, 0x01]);
@@ -1231,7 +946,7 @@ mod tests {
 
     #[test]
     fn empty_pdu_and_tiny_buffers_are_silent() {
-        let mut server = Server::new(Config::tcp());
+        let mut server = PduServer::tcp();
         let (reply, _) = respond(&mut server, 1, &[]);
         assert_eq!(reply, Reply::Silent(SilentReason::EmptyPdu));
         let mut out = [0u8; 1];
@@ -1250,7 +965,7 @@ mod tests {
 
     #[test]
     fn event_log_is_capped_at_64_newest_first() {
-        let mut server = Server::new(Config::serial(1));
+        let mut server = PduServer::serial(1);
         for event in 0..100u8 {
             server.push_event(event);
         }

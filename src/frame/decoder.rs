@@ -10,7 +10,7 @@
 //! partial ones through the decoder's own buffer.
 
 use crate::error::FrameError;
-use crate::frame::{Counters, Framing, Role, ascii, rtu, tcp};
+use crate::frame::{Framing, Role, ascii, rtu, tcp};
 use crate::time::Instant;
 
 /// One frame as a [`Decoder`] delivers it.
@@ -213,26 +213,6 @@ impl Decoder {
         match &self.inner {
             Inner::Tcp(decoder) => decoder.is_broken(),
             Inner::Rtu(_) | Inner::Ascii(_) => false,
-        }
-    }
-
-    /// Frames delivered and errors seen, for the serial framings' diagnostics counters; `None`
-    /// on Modbus TCP.
-    #[must_use]
-    pub const fn counters(&self) -> Option<Counters> {
-        match &self.inner {
-            Inner::Tcp(_) => None,
-            Inner::Rtu(decoder) => Some(decoder.counters()),
-            Inner::Ascii(decoder) => Some(decoder.counters()),
-        }
-    }
-
-    /// The RTU line timing, when the decoder is an RTU decoder with one.
-    #[must_use]
-    pub const fn rtu_timing(&self) -> Option<rtu::Timing> {
-        match &self.inner {
-            Inner::Rtu(decoder) => decoder.config().timing(),
-            Inner::Tcp(_) | Inner::Ascii(_) => None,
         }
     }
 

@@ -24,6 +24,9 @@ use crate::transport::serial::Config as LineConfig;
 pub const POLL_INTERVAL: Duration = Duration::from_millis(20);
 /// Bytes read from the port at a time.
 const READ_BUFFER_LEN: usize = 256;
+/// Most timer waits while one read's bytes are passed on: an answer's turnaround, and the
+/// decoder timers that may fall before it.
+const MAX_TIMER_WAITS: u32 = 16;
 
 /// A Modbus RTU or ASCII server for one serial line.
 ///
@@ -166,9 +169,10 @@ impl SerialServer {
         out: &mut [u8; ascii::MAX_FRAME_CHARS],
     ) -> io::Result<()> {
         // Each round takes bytes, or sends an answer (after which the session may hold further
-        // whole requests, so it gets another round even with no bytes left), or finds an
-        // answer waiting for its turnaround and sends it when due. A round with none of these
-        // ends the loop rather than spins.
+        // whole requests, so it gets another round even with no bytes left), or waits for the
+        // session's next timer (an answer's turnaround, or a decoder timer before it). The
+        // waits are bounded, so a session that never frees itself cannot hold the loop.
+        let mut waits = 0;
         loop {
             let taken = self.session.handle_input(now, bytes, handler);
             bytes = bytes.get(taken..).unwrap_or_default();
@@ -184,12 +188,13 @@ impl SerialServer {
             let Some(due) = self.session.poll_timeout() else {
                 break;
             };
+            waits += 1;
+            if waits > MAX_TIMER_WAITS {
+                break;
+            }
             thread::sleep(due.saturating_duration_since(Instant::now()));
             self.session
                 .handle_timeout(Instant::now().max(due), handler);
-            if !self.transmit(out)? {
-                break;
-            }
         }
         Ok(())
     }

@@ -227,33 +227,13 @@ pub fn encode_in_place(
 /// [`EncodeError::Invalid`] for an empty PDU or one over 253 bytes;
 /// [`EncodeError::BufferTooSmall`] when `out` cannot hold the ADU.
 pub fn encode(unit_id: u8, pdu: &[u8], out: &mut [u8]) -> Result<usize, EncodeError> {
-    if pdu.is_empty() {
-        return Err(DecodeError::Empty.into());
-    }
-    if pdu.len() > MAX_PDU_LEN {
-        return Err(DecodeError::PduTooLong { len: pdu.len() }.into());
-    }
-    let len = encoded_len(pdu.len());
-    let available = out.len();
-    let frame = out.get_mut(..len).ok_or(EncodeError::BufferTooSmall {
-        required: len,
-        available,
-    })?;
-    let (address, rest) = frame.split_first_mut().ok_or(EncodeError::BufferTooSmall {
-        required: len,
-        available,
-    })?;
-    *address = unit_id;
-    // `rest` is pdu.len() + 2 bytes long by construction of `len`, so both copies fit exactly.
-    if let Some(body) = rest.get_mut(..pdu.len()) {
+    // The PDU is copied only when `encode_in_place` will accept it; otherwise it reports the
+    // fault (the PDU's own before the buffer's).
+    let fits = !pdu.is_empty() && pdu.len() <= MAX_PDU_LEN && out.len() >= encoded_len(pdu.len());
+    if let (true, Some(body)) = (fits, out.get_mut(1..=pdu.len())) {
         body.copy_from_slice(pdu);
     }
-    let covered_len = len.saturating_sub(CRC_LEN);
-    let crc = crc16(frame.get(..covered_len).unwrap_or_default());
-    if let Some(trailer) = frame.get_mut(covered_len..) {
-        trailer.copy_from_slice(&crc16_trailer(crc));
-    }
-    Ok(len)
+    encode_in_place(unit_id, pdu.len(), out)
 }
 
 /// How the length of a function code's PDU follows from its bytes, for [`LengthRules`].

@@ -42,6 +42,8 @@ pub struct AppState {
     pub events: broadcast::Sender<Arc<(String, String)>>,
     /// Events the service's own subscription lost (a stalled forwarder).
     pub dropped: Arc<dyn Fn() -> u64 + Send + Sync>,
+    /// Becomes `true` when the service stops: open event streams end.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 /// The router of every route.
@@ -680,20 +682,25 @@ async fn events(
     State(state): State<AppState>,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let receiver = state.events.subscribe();
-    let stream = stream::unfold(receiver, |mut receiver| async move {
+    let stopping = state.stopping.clone();
+    let stream = stream::unfold((receiver, stopping), |(mut receiver, mut stopping)| async move {
         loop {
-            match receiver.recv().await {
+            let received = tokio::select! {
+                received = receiver.recv() => received,
+                _ = stopping.wait_for(|stop| *stop) => return None,
+            };
+            match received {
                 Ok(message) => {
                     let (kind, data) = &*message;
                     let event = SseEvent::default().event(kind).data(data);
-                    return Some((Ok(event), receiver));
+                    return Some((Ok(event), (receiver, stopping)));
                 }
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     // The page reloads its state when it learns it missed events.
                     let event = SseEvent::default()
                         .event("lagged")
                         .data(json!({ "missed": missed }).to_string());
-                    return Some((Ok(event), receiver));
+                    return Some((Ok(event), (receiver, stopping)));
                 }
                 Err(broadcast::error::RecvError::Closed) => return None,
             }

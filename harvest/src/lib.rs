@@ -21,6 +21,8 @@ use tokio::sync::{broadcast, oneshot};
 
 /// Events buffered between the engine and the service's stream.
 const ENGINE_QUEUE: usize = 65_536;
+/// How long open HTTP connections may take to finish once the service stops.
+const GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 /// Events buffered per SSE client before it is told it lagged.
 const STREAM_QUEUE: usize = 4096;
 
@@ -74,10 +76,12 @@ impl Service {
         let listener = std::net::TcpListener::bind(listen)?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
+        let (stopping_sender, stopping) = tokio::sync::watch::channel(false);
         let state = api::AppState {
             engine: Arc::clone(&engine),
             events,
             dropped: Arc::new(move || dropped.load(Ordering::Relaxed)),
+            stopping,
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let server = thread::Builder::new()
@@ -90,11 +94,22 @@ impl Service {
                     .build()?;
                 runtime.block_on(async move {
                     let listener = tokio::net::TcpListener::from_std(listener)?;
-                    axum::serve(listener, api::router(state))
+                    let (signal, signalled) = oneshot::channel::<()>();
+                    let server = axum::serve(listener, api::router(state))
                         .with_graceful_shutdown(async move {
                             let _ = stopped.await;
-                        })
-                        .await
+                            // Open event streams end; then the server waits for the rest.
+                            let _ = stopping_sender.send(true);
+                            let _ = signal.send(());
+                        });
+                    // A client that keeps a connection busy gets GRACE after the signal.
+                    tokio::select! {
+                        result = server => result,
+                        () = async {
+                            let _ = signalled.await;
+                            tokio::time::sleep(GRACE).await;
+                        } => Ok(()),
+                    }
                 })?;
                 // Open event streams never end on their own: do not wait for them.
                 runtime.shutdown_timeout(std::time::Duration::from_millis(100));

@@ -683,29 +683,32 @@ async fn events(
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let receiver = state.events.subscribe();
     let stopping = state.stopping.clone();
-    let stream = stream::unfold((receiver, stopping), |(mut receiver, mut stopping)| async move {
-        loop {
-            let received = tokio::select! {
-                received = receiver.recv() => received,
-                _ = stopping.wait_for(|stop| *stop) => return None,
-            };
-            match received {
-                Ok(message) => {
-                    let (kind, data) = &*message;
-                    let event = SseEvent::default().event(kind).data(data);
-                    return Some((Ok(event), (receiver, stopping)));
+    let stream = stream::unfold(
+        (receiver, stopping),
+        |(mut receiver, mut stopping)| async move {
+            loop {
+                let received = tokio::select! {
+                    received = receiver.recv() => received,
+                    _ = stopping.wait_for(|stop| *stop) => return None,
+                };
+                match received {
+                    Ok(message) => {
+                        let (kind, data) = &*message;
+                        let event = SseEvent::default().event(kind).data(data);
+                        return Some((Ok(event), (receiver, stopping)));
+                    }
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        // The page reloads its state when it learns it missed events.
+                        let event = SseEvent::default()
+                            .event("lagged")
+                            .data(json!({ "missed": missed }).to_string());
+                        return Some((Ok(event), (receiver, stopping)));
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
                 }
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    // The page reloads its state when it learns it missed events.
-                    let event = SseEvent::default()
-                        .event("lagged")
-                        .data(json!({ "missed": missed }).to_string());
-                    return Some((Ok(event), (receiver, stopping)));
-                }
-                Err(broadcast::error::RecvError::Closed) => return None,
             }
-        }
-    });
+        },
+    );
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 

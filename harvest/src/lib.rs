@@ -95,13 +95,14 @@ impl Service {
                 runtime.block_on(async move {
                     let listener = tokio::net::TcpListener::from_std(listener)?;
                     let (signal, signalled) = oneshot::channel::<()>();
-                    let server = axum::serve(listener, api::router(state))
-                        .with_graceful_shutdown(async move {
+                    let server = axum::serve(listener, api::router(state)).with_graceful_shutdown(
+                        async move {
                             let _ = stopped.await;
                             // Open event streams end; then the server waits for the rest.
                             let _ = stopping_sender.send(true);
                             let _ = signal.send(());
-                        });
+                        },
+                    );
                     // A client that keeps a connection busy gets GRACE after the signal.
                     tokio::select! {
                         result = server => result,

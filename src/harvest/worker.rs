@@ -531,8 +531,9 @@ impl Worker {
             if outcome.link_lost {
                 break;
             }
-            if probing && read == 0 && outcome.silent.is_some() {
-                // The probe went unanswered: the rest of the plan would too.
+            if outcome.silent.is_some() {
+                // Unanswered: the rest of the plan would most likely time out too, holding
+                // the line for the other devices on it.
                 break;
             }
         }

@@ -4,7 +4,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use modbus_stack::pdu::Registers;
-use modbus_stack::poll::{PlanConfig, Point, PointKind, PointMap, Table};
+use modbus_stack::point::{PlanConfig, Point, PointKind, PointMap, Table};
 use modbus_stack::value::{self, DataType, Order};
 
 /// 125 registers (a full FC 03 response) of word-swapped f32 values, plus one spare register.
@@ -89,7 +89,7 @@ fn plan(c: &mut Criterion) {
     let mut config = PlanConfig::default();
     config.defaults.max_register_gap = 4;
     config.defaults.max_bit_gap = 16;
-    let mut group = c.benchmark_group("poll/plan");
+    let mut group = c.benchmark_group("point/plan");
     group.bench_function("1000_points", |b| {
         b.iter(|| {
             black_box(&map)

@@ -1,9 +1,9 @@
-//! Polling several devices with the `DeviceManager`: two simulators in-process, one point map,
-//! three rounds.
+//! Polling several devices with the harvesting engine: two simulators in-process, one point
+//! map, a few rounds.
 //!
 //! Between rounds a separate client changes each simulator's values (standing in for the
 //! process the devices measure), and before the last round the second simulator is shut down,
-//! so its health shows the failure and the backoff while the first keeps updating.
+//! so its status shows the failure and the backoff while the first keeps updating.
 //!
 //! Run with `cargo run --example poll_devices`.
 
@@ -11,19 +11,19 @@ use std::error::Error;
 use std::time::Duration;
 
 use modbus_stack::client::Client;
-use modbus_stack::poll::{
-    DeviceManager, PlanConfig, Point, PointKind, PointMap, PointValue, Table,
-};
+use modbus_stack::harvest::{DeviceConfig, DeviceSnapshot, Engine, Link, Status};
+use modbus_stack::point::{Point, PointKind, PointMap, PointValue, Table};
 use modbus_stack::server::tcp::{Config, TcpServer};
 use modbus_stack::sim;
-use modbus_stack::time::Instant;
-use modbus_stack::transport::tcp::{self, TcpTransport};
+use modbus_stack::transport::tcp;
 use modbus_stack::value::{DataType, Order};
 
 /// Unit id of every point; the simulator answers every unit id on TCP.
 const UNIT: u8 = 1;
-/// Polling rounds.
+/// Rounds printed.
 const ROUNDS: u16 = 3;
+/// Poll interval of both devices.
+const INTERVAL: Duration = Duration::from_millis(200);
 
 fn main() -> Result<(), Box<dyn Error>> {
     let servers = [
@@ -59,25 +59,32 @@ fn main() -> Result<(), Box<dyn Error>> {
         Point::new("door", UNIT, Table::DiscreteInputs, 3, PointKind::Bit),
     ])?;
 
-    // Quick to give up on a dead device: one reconnection attempt per poll.
+    let engine = Engine::new();
+    for (name, server) in names.iter().zip(&servers) {
+        let mut device = DeviceConfig::new(
+            *name,
+            Link::tcp(server.local_addr().to_string()),
+            UNIT,
+            map.clone(),
+        )
+        .with_interval(INTERVAL);
+        device.backoff.initial = INTERVAL;
+        engine.add_device(device)?;
+    }
+    if let Some(device) = engine.device(names[0]) {
+        println!(
+            "{} points in {} requests per device, polled every {INTERVAL:?}: {}\n",
+            map.len(),
+            device.plan.reads.len(),
+            device.plan
+        );
+    }
+
+    // The process the devices measure, through clients of its own.
     let tcp = tcp::Config {
         reconnect_attempts: 1,
         ..tcp::Config::default()
     };
-    let interval = Duration::from_millis(100);
-    let mut manager = DeviceManager::new();
-    for (name, server) in names.iter().zip(&servers) {
-        let client = Client::tcp(server.local_addr(), tcp)?;
-        manager.add(*name, client, &map, &PlanConfig::default(), interval)?;
-    }
-    let plan = map.plan(&PlanConfig::default())?;
-    println!(
-        "{} points in {} reads per device, polled every {interval:?}\n",
-        map.len(),
-        plan.reads().len()
-    );
-
-    // The process the devices measure, through clients of its own.
     let mut process = Vec::new();
     for server in &servers {
         process.push(Client::tcp(server.local_addr(), tcp)?);
@@ -88,15 +95,14 @@ fn main() -> Result<(), Box<dyn Error>> {
     for round in 0..ROUNDS {
         for (device, client) in process.iter_mut().enumerate() {
             let step = round + u16::try_from(device)? * 10;
-            let temperature = 20.5 + f32::from(step);
             let writes = [
-                ("temperature", PointValue::F32(temperature)),
+                ("temperature", PointValue::F32(20.5 + f32::from(step))),
                 ("setpoint", PointValue::U16(100 + step)),
                 ("pump", PointValue::Bool(round % 2 == 0)),
             ];
             for (name, value) in writes {
                 if let Some(point) = map.get(name) {
-                    // Fails once the second simulator is gone; the manager reports that below.
+                    // Fails once the second simulator is gone; the engine reports that below.
                     let _ = point.write(client, &value);
                 }
             }
@@ -107,43 +113,34 @@ fn main() -> Result<(), Box<dyn Error>> {
                 println!("(chiller simulator shut down)\n");
             }
         }
-
-        let polled = manager.run_once();
-        println!("round {round}: {polled} devices polled");
-        print_table(&manager, &map);
-
-        // Sleep until the next device is due (bounded: ROUNDS rounds in all).
-        if let Some(next) = manager.next_due().filter(|_| round + 1 < ROUNDS) {
-            std::thread::sleep(next - Instant::now());
-        }
+        // Two intervals: every device is polled at least once meanwhile.
+        std::thread::sleep(INTERVAL * 2);
+        println!("round {round}:");
+        print_table(&engine.devices(), &map);
     }
+    engine.shutdown();
     first.shutdown()?;
     Ok(())
 }
 
-/// One row per device, one column per point, and the device's health.
-fn print_table(manager: &DeviceManager<'_, TcpTransport>, map: &PointMap) {
+/// One row per device, one column per point, and the device's status.
+fn print_table(devices: &[DeviceSnapshot], map: &PointMap) {
     print!("{:<10}", "device");
     for point in map.points() {
         print!(" {:>12}", point.name);
     }
-    println!("  health");
-    for device in manager.devices() {
-        print!("{:<10}", device.name());
-        for point in map.points() {
-            let cell = device
-                .latest(&point.name)
-                .map_or_else(|| "-".to_owned(), show);
+    println!("  status");
+    for device in devices {
+        print!("{:<10}", device.config.name);
+        for point in &device.points {
+            let cell = point.value.as_ref().map_or_else(|| "-".to_owned(), show);
             print!(" {cell:>12}");
         }
-        let health = device.health();
-        match &health.last_error {
-            None => println!("  ok"),
-            Some(error) => println!(
-                "  {} failure(s), next poll in {} ms: {error}",
-                health.consecutive_failures,
-                (health.next_poll - Instant::now()).as_millis()
-            ),
+        match &device.status {
+            Status::BackingOff {
+                error, failures, ..
+            } => println!("  backing off after {failures} failure(s): {error}"),
+            status => println!("  {}", status.name()),
         }
     }
     println!();

@@ -10,9 +10,11 @@ extern crate std;
 pub mod client;
 mod error;
 pub mod frame;
+#[cfg(feature = "std")]
+pub mod harvest;
 pub mod pdu;
 #[cfg(feature = "std")]
-pub mod poll;
+pub mod point;
 #[cfg(feature = "std")]
 pub mod server;
 pub mod session;

@@ -130,7 +130,7 @@ pub(crate) fn remaining(deadline: Instant, min: Duration) -> Option<Duration> {
 }
 
 /// A boxed transport is a transport, so one [`Client`](crate::client::Client) type (and one
-/// [`DeviceManager`](crate::poll::DeviceManager)) can drive TCP and serial links alike:
+/// [`harvest::Engine`](crate::harvest::Engine)) can drive TCP and serial links alike:
 /// `Client<Box<dyn Transport + Send>>`.
 impl<T: Transport + ?Sized> Transport for std::boxed::Box<T> {
     fn framing(&self) -> Framing {

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::string::String;
+use std::sync::Arc;
 use std::vec;
 use std::vec::Vec;
 
@@ -294,7 +295,7 @@ impl Point {
     ///
     /// ```
     /// use modbus_stack::pdu::Request;
-    /// use modbus_stack::poll::{Point, PointKind, PointValue, Table};
+    /// use modbus_stack::point::{Point, PointKind, PointValue, Table};
     /// use modbus_stack::value::{DataType, Order};
     /// let point = Point::new("setpoint", 1, Table::HoldingRegisters, 100,
     ///     PointKind::number(DataType::F32, Order::Cdab));
@@ -520,16 +521,19 @@ pub enum MapError {
 ///   as two `u16`, status bits of a register, an `f32` and the same registers as `i32`).
 ///   A **partial** overlap (a `u32` at 100–101 and another at 101–102) is rejected: real
 ///   devices do not lay values out that way, maps with an off-by-one do.
+///
+/// The points are shared: cloning a map (as every [`ReadPlan`](super::ReadPlan) does) copies a
+/// pointer, not the points.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct PointMap {
-    points: Vec<Point>,
+    points: Arc<[Point]>,
 }
 
 impl PointMap {
     /// Validates `points` into a map (order is kept).
     ///
     /// ```
-    /// use modbus_stack::poll::{MapError, Point, PointKind, PointMap, Table};
+    /// use modbus_stack::point::{MapError, Point, PointKind, PointMap, Table};
     /// use modbus_stack::value::{DataType, Order};
     /// let u32_at = |name: &str, address| Point::new(name, 1, Table::HoldingRegisters, address,
     ///     PointKind::number(DataType::U32, Order::Abcd));
@@ -554,7 +558,9 @@ impl PointMap {
             }
         }
         check_overlaps(&points)?;
-        Ok(Self { points })
+        Ok(Self {
+            points: points.into(),
+        })
     }
 
     /// The points, in the order given.

@@ -1,13 +1,13 @@
 //! Read planner: map validation, limits, decoding, write requests, and properties against a
 //! reference planner written here independently.
 
-// Point maps own collections: the poll module exists only with `std`.
+// Point maps own collections: the point module exists only with `std`.
 #![cfg(feature = "std")]
 
 use std::collections::BTreeSet;
 
 use modbus_stack::pdu::Request;
-use modbus_stack::poll::{
+use modbus_stack::point::{
     DeviceLimits, MapError, PlanConfig, PlanError, Point, PointKind, PointMap, PointValue, Table,
     WriteError,
 };
@@ -229,6 +229,53 @@ fn planner_honours_gap_size_and_forbidden_addresses() {
 }
 
 #[test]
+fn planner_honours_boundaries_and_one_read_per_point() {
+    let map = PointMap::new([
+        holding("a", 0, DataType::U16),
+        holding("b", 1, DataType::U16),
+        holding("c", 2, DataType::F32),
+    ])
+    .unwrap();
+    let reads = |config: &PlanConfig| -> Vec<(u16, u16)> {
+        map.plan(config)
+            .unwrap()
+            .reads()
+            .iter()
+            .map(|r| (r.address, r.quantity))
+            .collect()
+    };
+    let mut config = PlanConfig::default();
+    assert_eq!(reads(&config), [(0, 4)]);
+    config
+        .defaults
+        .boundaries
+        .insert((Table::HoldingRegisters, 2));
+    assert_eq!(reads(&config), [(0, 2), (2, 2)]);
+    // A boundary on another table changes nothing.
+    config.defaults.boundaries.clear();
+    config
+        .defaults
+        .boundaries
+        .insert((Table::InputRegisters, 2));
+    assert_eq!(reads(&config), [(0, 4)]);
+    config.defaults.one_read_per_point = true;
+    assert_eq!(reads(&config), [(0, 1), (1, 1), (2, 2)]);
+    // A boundary inside a point: no read can hold it.
+    config.defaults.one_read_per_point = false;
+    config
+        .defaults
+        .boundaries
+        .insert((Table::HoldingRegisters, 3));
+    assert_eq!(
+        map.plan(&config).unwrap_err(),
+        PlanError::PointCrossesBoundary {
+            name: "c".into(),
+            address: 3
+        }
+    );
+}
+
+#[test]
 fn decoding_checks_the_data_and_reads_every_kind() {
     let map = PointMap::new([
         Point::new("run", 3, Table::Coils, 7, PointKind::Bit),
@@ -412,11 +459,15 @@ fn reference_read_count(points: &[(u8, Table, u16, u16)], limits: &DeviceLimits)
                     continue;
                 }
                 let clear = (end + 1..=last).all(|a| {
-                    u16::try_from(a).is_ok_and(|a| !limits.forbidden.contains(&(table, a)))
+                    u16::try_from(a).is_ok_and(|a| {
+                        !limits.forbidden.contains(&(table, a))
+                            && !limits.boundaries.contains(&(table, a))
+                    })
                 });
                 if last - start < u32::from(max)
                     && first.saturating_sub(end + 1) <= u32::from(gap)
                     && clear
+                    && !limits.one_read_per_point
                 {
                     open = Some((u, t, start, last));
                     continue;
@@ -472,6 +523,8 @@ proptest! {
         max_bits in 20u16..=2000,
         gap in 0u16..8,
         forbidden in prop::collection::btree_set((any_table(), 0u16..300), 0..20),
+        boundaries in prop::collection::btree_set((any_table(), 0u16..300), 0..20),
+        one_read_per_point in prop::bool::weighted(0.1),
     ) {
         // Keep the points a valid map accepts.
         let mut accepted: Vec<Point> = Vec::new();
@@ -481,7 +534,8 @@ proptest! {
             candidate.push(point.clone());
             let len = point.len();
             let hits_forbidden = (0..len).any(|o| address.checked_add(o).is_some_and(|a| forbidden.contains(&(table, a))));
-            if !hits_forbidden && PointMap::new(candidate).is_ok() {
+            let crosses = (1..len).any(|o| address.checked_add(o).is_some_and(|a| boundaries.contains(&(table, a))));
+            if !hits_forbidden && !crosses && PointMap::new(candidate).is_ok() {
                 accepted.push(point);
             }
         }
@@ -492,6 +546,8 @@ proptest! {
             max_register_gap: gap,
             max_bit_gap: gap,
             forbidden: forbidden.clone(),
+            boundaries: boundaries.clone(),
+            one_read_per_point,
         };
         let config = PlanConfig { defaults: limits.clone(), ..PlanConfig::default() };
         let plan = map.plan(&config).unwrap();
@@ -502,6 +558,12 @@ proptest! {
             prop_assert!(u32::from(read.address) + u32::from(read.quantity) <= 0x1_0000);
             for offset in 0..read.quantity {
                 prop_assert!(!forbidden.contains(&(read.table, read.address + offset)), "read {:?} hits forbidden", read);
+                prop_assert!(offset == 0 || !boundaries.contains(&(read.table, read.address + offset)), "read {:?} runs into a boundary", read);
+            }
+            if one_read_per_point {
+                // One point, and what it contains (the same registers read another way).
+                let whole = plan.points_of(index).any(|(point, _)| point.address == read.address && point.last_address() == Some(read.last_address()));
+                prop_assert!(whole, "read {:?} joins several points", read);
             }
             for (point, offset) in plan.points_of(index) {
                 prop_assert_eq!((point.unit_id, point.table), (read.unit_id, read.table));

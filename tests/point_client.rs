@@ -2,11 +2,10 @@
 //! the simulator over 127.0.0.1. Values written through [`Point::write`] read back identically
 //! through a plan of mixed types; a plan sends exactly one request per planned read, and never
 //! one that covers a forbidden address; an exception fails its own read only; the input tables
-//! match the simulator's model; and a [`DeviceManager`] polling two simulators keeps updating
-//! one after the other is shut down. Every loop is bounded; the manager runs on a clock the
-//! test supplies, so no assertion depends on timing.
+//! match the simulator's model. Every loop is bounded. (Polling devices on a schedule is
+//! tested with the engine, in `harvest_engine.rs`.)
 
-// Point maps own collections: the poll module exists only with `std`.
+// Point maps own collections: the point module exists only with `std`.
 #![cfg(feature = "std")]
 
 use std::collections::BTreeSet;
@@ -14,12 +13,12 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use modbus_stack::client::{Client, Error};
+use modbus_stack::client::Client;
 use modbus_stack::frame::{Framing, tcp::HEADER_LEN};
 use modbus_stack::pdu::{ExceptionCode, Request};
-use modbus_stack::poll::{
-    DeviceLimits, DeviceManager, PlanConfig, PlannedRead, Point, PointKind, PointMap, PointValue,
-    PollError, ReadPlan, ReadResult, Table,
+use modbus_stack::point::{
+    DeviceError, DeviceLimits, PlanConfig, PlannedRead, Point, PointKind, PointMap, PointValue,
+    ReadPlan, ReadResult, Table,
 };
 use modbus_stack::server::tcp::{Config, SpawnedServer, TcpServer};
 use modbus_stack::sim;
@@ -265,13 +264,13 @@ fn written_values_read_back_through_the_plan() {
     let setpoint = map.get("setpoint").unwrap();
     assert!(matches!(
         setpoint.write(&mut client, &PointValue::Text("x".into())),
-        Err(PollError::Write(_))
+        Err(DeviceError::Write(_))
     ));
     assert!(matches!(
         map.get("ir100")
             .unwrap()
             .write(&mut client, &PointValue::U16(1)),
-        Err(PollError::Write(_))
+        Err(DeviceError::Write(_))
     ));
 }
 
@@ -429,7 +428,7 @@ fn an_exception_fails_only_its_own_read() {
         assert_eq!(results.len(), 3);
         for (read, result) in plan.reads().iter().zip(results) {
             if read.address == 10_005 {
-                let Err(PollError::Client(error)) = result else {
+                let Err(DeviceError::Client(error)) = result else {
                     panic!("{result:?}")
                 };
                 assert_eq!(error.exception(), Some(ExceptionCode::IllegalDataAddress));
@@ -440,94 +439,4 @@ fn an_exception_fails_only_its_own_read() {
             }
         }
     }
-}
-
-#[test]
-fn manager_keeps_polling_when_a_device_dies() {
-    let first = start_server();
-    let second = start_server();
-    let (map, _) = mixed_map();
-    let config = PlanConfig::default();
-    let interval = Duration::from_secs(1);
-    let boxed = |addr| client(Box::new(transport(addr)) as Box<dyn Transport + Send>);
-    let mut manager = DeviceManager::new();
-    manager
-        .add("first", boxed(first.local_addr()), &map, &config, interval)
-        .unwrap();
-    manager
-        .add(
-            "second",
-            boxed(second.local_addr()),
-            &map,
-            &config,
-            interval,
-        )
-        .unwrap();
-    assert!(matches!(
-        manager.add("first", boxed(first.local_addr()), &map, &config, interval),
-        Err(PollError::DuplicateDevice { .. })
-    ));
-
-    // The test's own clock: only the order of instants matters.
-    let start = Instant::now();
-    let tick = |n: u64| start + Duration::from_secs(n);
-    assert_eq!(manager.poll_due(tick(0)), 2);
-    for device in ["first", "second"] {
-        assert_eq!(
-            manager.latest(device, "ir100"),
-            Some(&PointValue::U16(sim::input_register(100)))
-        );
-        assert_eq!(
-            manager.latest(device, "setpoint"),
-            Some(&PointValue::U16(0))
-        );
-        let health = manager.device(device).unwrap().health();
-        assert_eq!(health.consecutive_failures, 0);
-        assert!(health.last_error.is_none());
-        assert_eq!(health.next_poll, tick(1));
-    }
-    assert_eq!(manager.poll_due(tick(0)), 0, "nothing is due yet");
-
-    // A new value on the first device, through the manager's own client; the second dies.
-    let setpoint = map.get("setpoint").unwrap();
-    let device = manager.device_mut("first").unwrap();
-    setpoint
-        .write(device.client_mut(), &PointValue::U16(7))
-        .unwrap();
-    second.shutdown().unwrap();
-
-    assert_eq!(manager.poll_due(tick(1)), 2);
-    let alive = manager.device("first").unwrap();
-    assert_eq!(alive.latest("setpoint"), Some(&PointValue::U16(7)));
-    assert_eq!(alive.read_at("setpoint"), Some(tick(1)));
-    assert_eq!(alive.health().last_success, Some(tick(1)));
-    let dead = manager.device("second").unwrap();
-    let health = dead.health();
-    assert_eq!(health.consecutive_failures, 1);
-    assert!(health.last_error.is_some());
-    assert_eq!(health.last_success, Some(tick(0)));
-    // Backed off: twice the interval.
-    assert_eq!(health.next_poll, tick(3));
-    // The last values read stay, with their age.
-    assert_eq!(dead.latest("setpoint"), Some(&PointValue::U16(0)));
-    assert_eq!(dead.read_at("setpoint"), Some(tick(0)));
-
-    // At tick 2 only the first device is due; it keeps updating.
-    assert_eq!(manager.poll_due(tick(2)), 1);
-    assert_eq!(
-        manager.device("first").unwrap().read_at("setpoint"),
-        Some(tick(2))
-    );
-    assert_eq!(manager.next_due(), Some(tick(3)));
-    // At tick 3 both are; the second fails again and waits four intervals.
-    assert_eq!(manager.poll_due(tick(3)), 2);
-    let health = manager.device("second").unwrap().health();
-    assert_eq!(health.consecutive_failures, 2);
-    assert!(
-        matches!(health.last_error, Some(PollError::Client(Error::Io(_)))),
-        "{:?}",
-        health.last_error
-    );
-    assert_eq!(health.next_poll, tick(7));
-    assert_eq!(manager.device("first").unwrap().health().polls, 4);
 }

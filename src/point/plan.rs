@@ -22,6 +22,12 @@ pub struct DeviceLimits {
     /// Addresses that must never be read, per table: undefined registers that make the device
     /// answer exception 02 (illegal data address) and fail the whole read.
     pub forbidden: BTreeSet<(Table, u16)>,
+    /// Addresses a read may start at but never run into, per table: no read covers both
+    /// `address - 1` and `address`. For devices whose register blocks must be read separately
+    /// even where they are adjacent.
+    pub boundaries: BTreeSet<(Table, u16)>,
+    /// Read every point with a request of its own (devices that refuse any multi-point read).
+    pub one_read_per_point: bool,
 }
 
 impl Default for DeviceLimits {
@@ -32,6 +38,8 @@ impl Default for DeviceLimits {
             max_register_gap: 0,
             max_bit_gap: 0,
             forbidden: BTreeSet::new(),
+            boundaries: BTreeSet::new(),
+            one_read_per_point: false,
         }
     }
 }
@@ -56,6 +64,14 @@ impl DeviceLimits {
     /// The first forbidden address of `table` in `first..=last`.
     fn forbidden_in(&self, table: Table, first: u16, last: u16) -> Option<u16> {
         self.forbidden
+            .range((table, first)..=(table, last))
+            .next()
+            .map(|&(_, address)| address)
+    }
+
+    /// The first boundary of `table` in `first..=last`.
+    fn boundary_in(&self, table: Table, first: u16, last: u16) -> Option<u16> {
+        self.boundaries
             .range((table, first)..=(table, last))
             .next()
             .map(|&(_, address)| address)
@@ -97,7 +113,7 @@ impl PlannedRead {
     ///
     /// ```
     /// use modbus_stack::pdu::Request;
-    /// use modbus_stack::poll::{PlannedRead, Table};
+    /// use modbus_stack::point::{PlannedRead, Table};
     /// let read = PlannedRead { unit_id: 1, table: Table::HoldingRegisters, address: 0x6B, quantity: 3 };
     /// assert_eq!(read.to_request(), Request::ReadHoldingRegisters { address: 0x6B, quantity: 3 });
     /// ```
@@ -167,6 +183,8 @@ impl ReadData<'_> {
 pub struct Reading<'m> {
     /// The point.
     pub point: &'m Point,
+    /// Its index in the map ([`PointMap::points`]).
+    pub index: usize,
     /// Its value, or why it could not be decoded (the other points of the read still are).
     pub value: Result<PointValue, ValueError>,
 }
@@ -196,6 +214,14 @@ pub enum PlanError {
         len: u16,
         /// The device's read limit.
         max: u16,
+    },
+    /// A point runs across one of its device's read boundaries, so no read can hold it whole.
+    #[error("point {name:?} runs across read boundary {address}")]
+    PointCrossesBoundary {
+        /// The point.
+        name: std::string::String,
+        /// The boundary.
+        address: u16,
     },
     /// A point covers an address its device forbids reading.
     #[error("point {name:?} covers forbidden address {address}")]
@@ -255,13 +281,14 @@ struct OpenRead {
 ///
 /// Reads are built per unit id and table, points sorted by address, greedily: a read grows to
 /// take the next point while (1) it stays within the device's read limit, (2) the unused gap
-/// it would span is at most the configured maximum, and (3) nothing it would newly cover is a
-/// forbidden address. Because any sub-range of a valid read is valid too, taking each read as
+/// it would span is at most the configured maximum, (3) nothing it would newly cover is a
+/// forbidden address or runs into a boundary, and (4) the device takes more than one point
+/// per read. The plan holds a copy of the map (cheap: the points are shared). Because any sub-range of a valid read is valid too, taking each read as
 /// far as it goes is optimal: no plan under these rules needs fewer reads. Every point is read
 /// by exactly one read, whole.
 ///
 /// ```
-/// use modbus_stack::poll::{PlanConfig, Point, PointKind, PointMap, PointValue, Table};
+/// use modbus_stack::point::{PlanConfig, Point, PointKind, PointMap, PointValue, Table};
 /// use modbus_stack::value::{DataType, Order};
 /// let map = PointMap::new([
 ///     Point::new("temp", 1, Table::InputRegisters, 0, PointKind::number(DataType::F32, Order::Abcd)),
@@ -273,8 +300,8 @@ struct OpenRead {
 /// assert_eq!(readings[1].value, Ok(PointValue::U16(7)));
 /// ```
 #[derive(Debug, Clone)]
-pub struct ReadPlan<'m> {
-    map: &'m PointMap,
+pub struct ReadPlan {
+    map: PointMap,
     reads: Vec<PlannedRead>,
     /// For each read: (point index, offset of the point's first item in the read).
     members: Vec<Vec<(usize, u16)>>,
@@ -286,7 +313,7 @@ impl PointMap {
     /// # Errors
     /// [`PlanError::InvalidLimit`], [`PlanError::PointTooLarge`] or
     /// [`PlanError::PointReadsForbidden`].
-    pub fn plan(&self, config: &PlanConfig) -> Result<ReadPlan<'_>, PlanError> {
+    pub fn plan(&self, config: &PlanConfig) -> Result<ReadPlan, PlanError> {
         let mut groups: BTreeMap<(u8, Table), Vec<Span>> = BTreeMap::new();
         for (index, point) in self.points().iter().enumerate() {
             // The map guarantees last_address() is Some.
@@ -297,7 +324,7 @@ impl PointMap {
                 .push((point.address, last, index));
         }
         let mut plan = ReadPlan {
-            map: self,
+            map: self.clone(),
             reads: Vec::new(),
             members: Vec::new(),
         };
@@ -333,6 +360,14 @@ impl PointMap {
                         address,
                     });
                 }
+                if first < last {
+                    if let Some(address) = limits.boundary_in(table, first + 1, last) {
+                        return Err(PlanError::PointCrossesBoundary {
+                            name: name(),
+                            address,
+                        });
+                    }
+                }
                 if let Some(open) = &mut current {
                     if last <= open.end {
                         // Contained in what the read already covers.
@@ -343,8 +378,9 @@ impl PointMap {
                     // Unused items between the read's end and this point's start.
                     let unused = first.saturating_sub(open.end).saturating_sub(1);
                     let gap_ok = unused <= gap;
-                    let clear = limits.forbidden_in(table, open.end + 1, last).is_none();
-                    if span_ok && gap_ok && clear {
+                    let clear = limits.forbidden_in(table, open.end + 1, last).is_none()
+                        && limits.boundary_in(table, open.end + 1, last).is_none();
+                    if span_ok && gap_ok && clear && !limits.one_read_per_point {
                         open.end = last;
                         open.members.push((index, first - open.start));
                         continue;
@@ -367,7 +403,7 @@ impl PointMap {
     }
 }
 
-impl<'m> ReadPlan<'m> {
+impl ReadPlan {
     fn push(&mut self, unit_id: u8, table: Table, read: OpenRead) {
         self.reads.push(PlannedRead {
             unit_id,
@@ -380,8 +416,8 @@ impl<'m> ReadPlan<'m> {
 
     /// The map this plan reads.
     #[must_use]
-    pub fn map(&self) -> &'m PointMap {
-        self.map
+    pub fn map(&self) -> &PointMap {
+        &self.map
     }
 
     /// The reads, grouped by unit id and table, in address order.
@@ -391,12 +427,18 @@ impl<'m> ReadPlan<'m> {
     }
 
     /// The points read `index` covers, with each point's offset inside the read.
-    pub fn points_of(&self, index: usize) -> impl Iterator<Item = (&'m Point, u16)> + '_ {
+    pub fn points_of(&self, index: usize) -> impl Iterator<Item = (&Point, u16)> + '_ {
+        self.members_of(index)
+            .map(|(point, _, offset)| (point, offset))
+    }
+
+    /// As [`points_of`](Self::points_of), with each point's index in the map.
+    fn members_of(&self, index: usize) -> impl Iterator<Item = (&Point, usize, u16)> + '_ {
         self.members
             .get(index)
             .into_iter()
             .flatten()
-            .filter_map(|&(point, offset)| Some((self.map.points().get(point)?, offset)))
+            .filter_map(|&(point, offset)| Some((self.map.points().get(point)?, point, offset)))
     }
 
     /// Decodes the points of read `index` from the data it returned.
@@ -408,7 +450,7 @@ impl<'m> ReadPlan<'m> {
         &self,
         index: usize,
         data: ReadData<'_>,
-    ) -> Result<Vec<Reading<'m>>, PlanError> {
+    ) -> Result<Vec<Reading<'_>>, PlanError> {
         let read = self.reads.get(index).ok_or(PlanError::NoSuchRead {
             index,
             reads: self.reads.len(),
@@ -427,14 +469,18 @@ impl<'m> ReadPlan<'m> {
             });
         }
         Ok(self
-            .points_of(index)
-            .map(|(point, offset)| {
+            .members_of(index)
+            .map(|(point, point_index, offset)| {
                 let offset = usize::from(offset);
                 let value = match data {
                     ReadData::Registers(registers) => point.decode_registers(registers, offset),
                     ReadData::Bits(bits) => point.decode_bits(bits, offset),
                 };
-                Reading { point, value }
+                Reading {
+                    point,
+                    index: point_index,
+                    value,
+                }
             })
             .collect())
     }
@@ -443,7 +489,7 @@ impl<'m> ReadPlan<'m> {
     ///
     /// # Errors
     /// [`PlanError::WrongResponseCount`] and the errors of [`decode_read`](Self::decode_read).
-    pub fn decode_all(&self, responses: &[ReadData<'_>]) -> Result<Vec<Reading<'m>>, PlanError> {
+    pub fn decode_all(&self, responses: &[ReadData<'_>]) -> Result<Vec<Reading<'_>>, PlanError> {
         if responses.len() != self.reads.len() {
             return Err(PlanError::WrongResponseCount {
                 expected: self.reads.len(),

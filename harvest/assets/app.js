@@ -1,0 +1,243 @@
+"use strict";
+// The dashboard: state from the API once, then live samples and status changes from the
+// event stream (/api/events). Nothing here reads a device: the service answers from memory.
+
+const HISTORY = 120;
+const devices = new Map(); // name -> { detail, rows: Map(point -> row elements), card }
+const history = new Map(); // "device/point" -> [[time, number]]
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key === "class") node.className = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+async function api(path, options) {
+  const response = await fetch(path, options);
+  let body = null;
+  try { body = await response.json(); } catch (_) { body = { error: response.statusText }; }
+  return { ok: response.ok, status: response.status, body };
+}
+
+function show(value, unit) {
+  if (value === null || value === undefined) return "–";
+  if (typeof value === "boolean") return value ? "on" : "off";
+  if (typeof value === "number") {
+    const text = Number.isInteger(value) ? String(value) : value.toFixed(Math.abs(value) >= 100 ? 1 : 2);
+    return unit ? `${text} ${unit}` : text;
+  }
+  return String(value);
+}
+
+function numeric(value) {
+  if (typeof value === "number") return value;
+  if (typeof value === "boolean") return value ? 1 : 0;
+  return null;
+}
+
+function statusText(status) {
+  let text = status.state.replace("_", " ");
+  if (status.state === "backing_off" && status.until) {
+    const seconds = Math.max(0, status.until - Date.now() / 1000);
+    text += ` (${seconds.toFixed(1)} s)`;
+  }
+  return text;
+}
+
+function drawTrend(svg, series) {
+  const points = series.filter(([, v]) => v !== null);
+  svg.replaceChildren();
+  if (points.length < 2) return;
+  const t0 = points[0][0], t1 = points[points.length - 1][0];
+  let lo = Math.min(...points.map(([, v]) => v)), hi = Math.max(...points.map(([, v]) => v));
+  if (hi === lo) { hi += 1; lo -= 1; }
+  const coords = points.map(([t, v]) => {
+    const x = t1 === t0 ? 0 : ((t - t0) / (t1 - t0)) * 100;
+    const y = 30 - ((v - lo) / (hi - lo)) * 28;
+    return `${x.toFixed(2)},${y.toFixed(2)}`;
+  });
+  const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
+  line.setAttribute("points", coords.join(" "));
+  svg.append(line);
+  const title = document.createElementNS("http://www.w3.org/2000/svg", "title");
+  title.textContent = `${points.length} samples, ${show(lo)} … ${show(hi)}`;
+  svg.append(title);
+}
+
+function renderStatus(device) {
+  const { detail, card } = device;
+  const badge = card.querySelector(".status");
+  badge.textContent = statusText(detail.status);
+  badge.className = `badge status ${detail.status.state}`;
+  const error = card.querySelector(".error-text");
+  error.textContent = detail.status.error ? `${detail.status.error}` : "";
+  const counters = detail.counters;
+  const exceptions = Object.values(counters.exceptions || {}).reduce((a, b) => a + b, 0);
+  const rtt = counters.mean_rtt_ms === null ? "–" : `${counters.mean_rtt_ms.toFixed(1)} ms`;
+  card.querySelector(".counters").replaceChildren(
+    ...[["polls", counters.polls], ["requests", counters.requests], ["responses", counters.responses],
+      ["timeouts", counters.timeouts], ["exceptions", exceptions], ["reconnects", counters.reconnects],
+      ["mean RTT", rtt]].map(([k, v]) => el("span", {}, `${k} `, el("b", {}, String(v)))));
+  const connected = !["disconnected", "disabled"].includes(detail.status.state);
+  card.querySelector(".toggle-connection").textContent = connected ? "Disconnect" : "Connect";
+}
+
+function setValue(device, point, value, quality, reason) {
+  const row = device.rows.get(point);
+  if (!row) return;
+  row.value.textContent = show(value, row.unit);
+  row.value.dataset.raw = JSON.stringify(value);
+  row.quality.textContent = quality;
+  row.quality.className = `quality ${quality}`;
+  row.quality.title = reason || "";
+}
+
+function writeControl(name, point) {
+  const answer = el("div", { class: "answer", "data-answer": point.name });
+  const send = async (value) => {
+    answer.textContent = "sending…";
+    answer.className = "answer";
+    const result = await api(`/api/devices/${encodeURIComponent(name)}/write`, {
+      method: "POST", headers: { "content-type": "application/json" },
+      body: JSON.stringify({ [point.name]: value }),
+    });
+    if (result.ok) {
+      const sample = result.body.written[point.name];
+      answer.textContent = `written; device reads back ${show(sample.value, point.unit)}`;
+      answer.className = "answer ok";
+    } else {
+      answer.textContent = `${result.status}: ${result.body.error}`;
+      answer.className = "answer fail";
+    }
+  };
+  let controls;
+  if (point.type === "bool") {
+    controls = [el("button", { onclick: () => send(true), "data-write": point.name, "data-value": "on" }, "On"),
+      el("button", { onclick: () => send(false), "data-write": point.name, "data-value": "off" }, "Off")];
+  } else {
+    const input = el("input", { "data-write": point.name, "aria-label": `new value for ${point.name}`,
+      inputmode: point.type === "string" ? "text" : "decimal", placeholder: "value" });
+    const submit = () => {
+      if (point.type === "string") return send(input.value);
+      const number = Number(input.value.trim());
+      if (input.value.trim() === "" || Number.isNaN(number)) {
+        answer.textContent = "enter a number"; answer.className = "answer fail"; return;
+      }
+      return send(number);
+    };
+    input.addEventListener("keydown", (event) => { if (event.key === "Enter") submit(); });
+    controls = [input, el("button", { class: "primary", onclick: submit, "data-set": point.name }, "Set")];
+  }
+  return [el("div", { class: "write" }, ...controls), answer];
+}
+
+function buildCard(detail) {
+  const name = detail.name;
+  const card = el("section", { class: "card", "data-device": name });
+  const toggle = el("button", { class: "toggle-connection", onclick: async () => {
+    const device = devices.get(name);
+    const off = ["disconnected", "disabled"].includes(device.detail.status.state);
+    const result = await api(`/api/devices/${encodeURIComponent(name)}/${off ? "connect" : "disconnect"}`, { method: "POST" });
+    if (result.ok) { device.detail.status = result.body.status; renderStatus(device); }
+    else card.querySelector(".error-text").textContent = `${result.status}: ${result.body.error}`;
+  } }, "Disconnect");
+  card.append(
+    el("h2", {}, el("span", {}, name), el("span", { class: "badge status" }, "")),
+    el("div", { class: "meta" }, `${detail.type || "device"} · unit ${detail.unit_id} · ${detail.link.description} · every ${detail.interval_ms / 1000} s`),
+    el("div", { class: "error-text" }),
+    el("div", { class: "counters" }),
+    el("div", { class: "actions" }, toggle));
+  const rows = new Map();
+  const table = el("table");
+  for (const point of detail.points) {
+    const value = el("span", { class: "v" }, "–");
+    const quality = el("span", { class: "quality" }, "");
+    const spark = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    spark.setAttribute("class", "spark");
+    spark.setAttribute("viewBox", "0 0 100 32");
+    spark.setAttribute("preserveAspectRatio", "none");
+    const valueCell = el("td", { class: "value" }, value, quality);
+    if (point.access === "read-write") valueCell.append(...writeControl(name, point));
+    table.append(el("tr", { "data-point": point.name },
+      el("td", { class: "name" }, point.name), el("td", { class: "trend" }, spark), valueCell));
+    rows.set(point.name, { value, quality, spark, unit: point.unit });
+  }
+  card.append(table);
+  return { detail, rows, card };
+}
+
+async function loadDevice(name) {
+  const [detail, data, past] = await Promise.all([
+    api(`/api/devices/${encodeURIComponent(name)}`),
+    api(`/api/devices/${encodeURIComponent(name)}/data`),
+    api(`/api/devices/${encodeURIComponent(name)}/history?limit=${HISTORY}`)]);
+  if (!detail.ok) return null;
+  const device = buildCard(detail.body);
+  for (const point of data.body.points || []) setValue(device, point.name, point.value, point.quality, point.reason);
+  for (const [point, samples] of Object.entries(past.body.points || {})) {
+    const series = samples.map((s) => [s.timestamp, numeric(s.value)]);
+    history.set(`${name}/${point}`, series);
+    drawTrend(device.rows.get(point).spark, series);
+  }
+  renderStatus(device);
+  return device;
+}
+
+async function loadAll() {
+  const list = await api("/api/devices");
+  const main = document.getElementById("devices");
+  if (!list.ok) { main.replaceChildren(el("p", { class: "empty" }, `cannot load devices: ${list.body.error}`)); return; }
+  const loaded = await Promise.all(list.body.devices.map((d) => loadDevice(d.name)));
+  devices.clear();
+  main.replaceChildren();
+  for (const device of loaded.filter(Boolean)) { devices.set(device.detail.name, device); main.append(device.card); }
+  if (devices.size === 0) main.append(el("p", { class: "empty" }, "No devices configured."));
+}
+
+async function refreshCounters() {
+  const list = await api("/api/devices");
+  if (!list.ok) return;
+  for (const summary of list.body.devices) {
+    const device = devices.get(summary.name);
+    if (!device) continue;
+    Object.assign(device.detail, { counters: summary.counters, status: summary.status });
+    renderStatus(device);
+  }
+}
+
+function connectStream() {
+  const badge = document.getElementById("stream");
+  const source = new EventSource("/api/events");
+  source.addEventListener("open", () => { badge.textContent = "live"; badge.className = "badge live"; });
+  source.addEventListener("error", () => { badge.textContent = "reconnecting…"; badge.className = "badge down"; });
+  source.addEventListener("sample", (event) => {
+    const sample = JSON.parse(event.data);
+    const device = devices.get(sample.device);
+    if (!device) return;
+    setValue(device, sample.point, sample.quality === "good" ? sample.value : device.rows.get(sample.point) && JSON.parse(device.rows.get(sample.point).value.dataset.raw || "null"),
+      sample.quality === "good" ? "good" : "stale", sample.reason);
+    const key = `${sample.device}/${sample.point}`;
+    const series = history.get(key) || [];
+    series.push([sample.timestamp, numeric(sample.value)]);
+    while (series.length > HISTORY) series.shift();
+    history.set(key, series);
+    const row = device.rows.get(sample.point);
+    if (row) drawTrend(row.spark, series);
+  });
+  source.addEventListener("status", (event) => {
+    const change = JSON.parse(event.data);
+    const device = devices.get(change.device);
+    if (!device) return;
+    device.detail.status = change.status;
+    renderStatus(device);
+  });
+  source.addEventListener("lagged", () => loadAll());
+}
+
+loadAll().then(connectStream);
+setInterval(refreshCounters, 2000);

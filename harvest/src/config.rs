@@ -1,0 +1,1005 @@
+//! The configuration file: TOML, checked whole before anything starts.
+//!
+//! Every error names the file, the line and column, and the field, e.g.
+//! `plant.toml:14:9: devices[1].points[3].type: unknown data type "f33", expected one of bool,
+//! u16, …`. Indices count from 0, in file order. `config/README.md` describes every field.
+//!
+//! Register numbers: a point gives either `address`, the 0-based address on the wire, with its
+//! `table`, or `register`, the number a data sheet prints (the Modicon convention): the first
+//! digit names the table and the rest counts from 1. Five digits: `00001`–`09999` coils,
+//! `10001`–`19999` discrete inputs, `30001`–`39999` input registers, `40001`–`49999` holding
+//! registers; six digits (`400001`–`465536`, and so on) reach all 65 536 addresses. So
+//! `register = 40001` is holding register address 0, and `register = 30017` input register
+//! 16. A coil number given as an integer loses its leading zeros (`1` is coil 0); six-digit
+//! coil numbers must be strings (`"065536"`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::Path;
+use std::time::Duration;
+
+use modbus_stack::frame::Framing;
+use modbus_stack::frame::rtu::{Parity, StopBits};
+use modbus_stack::harvest::{DEFAULT_HISTORY, DeviceConfig, Link};
+use modbus_stack::point::{DeviceLimits, MapError, Point, PointKind, PointMap, Table};
+use modbus_stack::transport::serial;
+use modbus_stack::value::{DataType, Order, Scale, StringFormat};
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A checked configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the API listens, if the file says (the command line wins).
+    pub listen: Option<SocketAddr>,
+    /// The devices, in file order.
+    pub devices: Vec<DeviceConfig>,
+}
+
+/// One thing wrong with a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file, as given.
+    pub file: String,
+    /// Line, from 1.
+    pub line: usize,
+    /// Column, from 1 (in characters).
+    pub column: usize,
+    /// The field, e.g. `devices[1].points[3].type` (empty for the file as a whole).
+    pub path: String,
+    /// What is wrong, and what would be right.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: ", self.file, self.line, self.column)?;
+        if !self.path.is_empty() {
+            write!(f, "{}: ", self.path)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// Everything wrong with a configuration file (at least one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (index, error) in self.0.iter().enumerate() {
+            if index > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Reads and checks the file at `path`.
+///
+/// # Errors
+/// The file cannot be read, or [`parse`] finds errors.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|error| {
+        ConfigErrors(vec![ConfigError {
+            file: name.clone(),
+            line: 1,
+            column: 1,
+            path: String::new(),
+            message: format!("cannot read the file: {error}"),
+        }])
+    })?;
+    parse(&name, &text)
+}
+
+/// Checks configuration `text`; `file` names it in errors.
+///
+/// # Errors
+/// Every error found: a syntax or type error stops at the first; the checks after that report
+/// all they find.
+pub fn parse(file: &str, text: &str) -> Result<Config, ConfigErrors> {
+    let locate = |span: Range<usize>| position(text, span.start);
+    let deserializer = toml::Deserializer::parse(text).map_err(|error| {
+        let (line, column) = error.span().map_or((1, 1), locate);
+        ConfigErrors(vec![ConfigError {
+            file: file.into(),
+            line,
+            column,
+            path: String::new(),
+            message: error.message().trim().to_string(),
+        }])
+    })?;
+    let raw: RawFile = serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        let (line, column) = inner.span().map_or((1, 1), locate);
+        ConfigErrors(vec![ConfigError {
+            file: file.into(),
+            line,
+            column,
+            path: if path == "." { String::new() } else { path },
+            message: inner.message().trim().to_string(),
+        }])
+    })?;
+    let mut checker = Checker {
+        file,
+        text,
+        errors: Vec::new(),
+    };
+    let config = checker.file(raw);
+    if checker.errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigErrors(checker.errors))
+    }
+}
+
+/// Line and column (from 1, in characters) of byte `offset`.
+fn position(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .map_or(0, |tail| tail.chars().count())
+        + 1;
+    (line, column)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    service: Option<RawService>,
+    #[serde(default)]
+    devices: Vec<RawDevice>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    listen: Option<Spanned<String>>,
+    history: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDevice {
+    name: Spanned<String>,
+    #[serde(rename = "type")]
+    device_type: Option<String>,
+    connection: Spanned<String>,
+    address: Spanned<String>,
+    port: Option<Spanned<i64>>,
+    baud_rate: Option<Spanned<i64>>,
+    data_bits: Option<Spanned<i64>>,
+    parity: Option<Spanned<String>>,
+    stop_bits: Option<Spanned<i64>>,
+    unit_id: Spanned<i64>,
+    timeout: Option<Spanned<String>>,
+    retries: Option<Spanned<i64>>,
+    retry_delay: Option<Spanned<String>>,
+    poll_interval: Option<Spanned<String>>,
+    enabled: Option<bool>,
+    history: Option<Spanned<i64>>,
+    max_registers_per_read: Option<Spanned<i64>>,
+    max_bits_per_read: Option<Spanned<i64>>,
+    max_register_gap: Option<Spanned<i64>>,
+    max_bit_gap: Option<Spanned<i64>>,
+    one_request_per_point: Option<bool>,
+    pause_after_connect: Option<Spanned<String>>,
+    frame_gap: Option<Spanned<String>>,
+    backoff_initial: Option<Spanned<String>>,
+    backoff_max: Option<Spanned<String>>,
+    #[serde(default)]
+    skip_registers: Vec<Spanned<RegisterNumber>>,
+    #[serde(default)]
+    points: Vec<RawPoint>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPoint {
+    name: Spanned<String>,
+    table: Option<Spanned<String>>,
+    address: Option<Spanned<i64>>,
+    register: Option<Spanned<RegisterNumber>>,
+    #[serde(rename = "type")]
+    data_type: Spanned<String>,
+    order: Option<Spanned<String>>,
+    bit: Option<Spanned<i64>>,
+    length: Option<Spanned<i64>>,
+    scale: Option<Spanned<f64>>,
+    offset: Option<f64>,
+    unit: Option<String>,
+    access: Option<Spanned<String>>,
+}
+
+/// A data-sheet register number, as an integer or a string (to keep leading zeros).
+#[derive(Deserialize, Clone)]
+#[serde(untagged)]
+enum RegisterNumber {
+    Number(i64),
+    Text(String),
+}
+
+const TABLES: &str = "coils, discrete_inputs, input_registers, holding_registers";
+const TYPES: &str = "bool, u16, i16, u32, i32, u64, i64, f32, f64, string";
+const ORDERS: &str =
+    "abcd, cdab, badc, dcba (16-bit: ab, ba; 64-bit: abcdefgh, ghefcdab, badcfehg, hgfedcba)";
+const CONNECTIONS: &str = "tcp, rtu-over-tcp, rtu, ascii";
+
+struct Checker<'a> {
+    file: &'a str,
+    text: &'a str,
+    errors: Vec<ConfigError>,
+}
+
+/// A value of a point's `type`.
+#[derive(Clone, Copy)]
+enum TypeName {
+    Bool,
+    Number(DataType),
+    Text,
+}
+
+impl Checker<'_> {
+    fn error(&mut self, span: Range<usize>, path: String, message: impl Into<String>) {
+        let (line, column) = position(self.text, span.start);
+        self.errors.push(ConfigError {
+            file: self.file.into(),
+            line,
+            column,
+            path,
+            message: message.into(),
+        });
+    }
+
+    fn file(&mut self, raw: RawFile) -> Config {
+        let mut listen = None;
+        let mut history = DEFAULT_HISTORY;
+        if let Some(service) = raw.service {
+            if let Some(text) = service.listen {
+                match text.get_ref().parse::<SocketAddr>() {
+                    Ok(addr) => listen = Some(addr),
+                    Err(_) => self.error(
+                        text.span(),
+                        "service.listen".into(),
+                        format!(
+                            "{:?} is not an address with a port, e.g. \"127.0.0.1:5000\"",
+                            text.get_ref()
+                        ),
+                    ),
+                }
+            }
+            if let Some(value) = service.history {
+                history = self
+                    .integer(&value, "service.history".into(), 1, 1_000_000)
+                    .unwrap_or(history);
+            }
+        }
+        if raw.devices.is_empty() {
+            self.error(
+                0..0,
+                "devices".into(),
+                "no devices: add at least one [[devices]] table",
+            );
+        }
+        let mut names: BTreeMap<String, usize> = BTreeMap::new();
+        let mut links: BTreeMap<String, (usize, Link)> = BTreeMap::new();
+        let mut devices = Vec::new();
+        for (index, device) in raw.devices.into_iter().enumerate() {
+            let path = format!("devices[{index}]");
+            let name_span = device.name.span();
+            let name = device.name.get_ref().clone();
+            if let Some(first) = names.insert(name.clone(), index) {
+                self.error(
+                    name_span.clone(),
+                    format!("{path}.name"),
+                    format!("device name {name:?} is used twice (first by devices[{first}])"),
+                );
+            }
+            let connection_span = device.connection.span();
+            if let Some(config) = self.device(&path, device, history) {
+                let id = config.link.id();
+                match links.get(&id) {
+                    Some((first, link)) if *link != config.link => self.error(
+                        connection_span,
+                        format!("{path}.connection"),
+                        format!(
+                            "{} is the link of devices[{first}] too, with other settings; devices on one line or gateway must use the same connection, port and serial settings",
+                            config.link
+                        ),
+                    ),
+                    Some(_) => {}
+                    None => {
+                        links.insert(id, (index, config.link.clone()));
+                    }
+                }
+                devices.push(config);
+            }
+        }
+        Config { listen, devices }
+    }
+
+    fn integer(&mut self, value: &Spanned<i64>, path: String, min: i64, max: i64) -> Option<usize> {
+        let number = *value.get_ref();
+        if (min..=max).contains(&number) {
+            usize::try_from(number).ok()
+        } else {
+            self.error(
+                value.span(),
+                path,
+                format!("{number} is outside {min}..={max}"),
+            );
+            None
+        }
+    }
+
+    fn u16_in(&mut self, value: &Spanned<i64>, path: String, min: u16, max: u16) -> Option<u16> {
+        self.integer(value, path, i64::from(min), i64::from(max))
+            .and_then(|n| u16::try_from(n).ok())
+    }
+
+    fn duration(
+        &mut self,
+        value: Option<&Spanned<String>>,
+        path: String,
+        default: Duration,
+    ) -> Duration {
+        let Some(value) = value else {
+            return default;
+        };
+        if let Some(duration) = parse_duration(value.get_ref()) {
+            return duration;
+        }
+        self.error(
+            value.span(),
+            path,
+            format!(
+                "{:?} is not a duration: a number with a unit, e.g. \"250ms\", \"1s\", \"2m\"",
+                value.get_ref()
+            ),
+        );
+        default
+    }
+
+    #[allow(clippy::too_many_lines)] // one field after the other
+    fn device(&mut self, path: &str, raw: RawDevice, history: usize) -> Option<DeviceConfig> {
+        let errors_before = self.errors.len();
+        let connection = raw.connection.get_ref().to_ascii_lowercase();
+        let framing = match connection.as_str() {
+            "tcp" | "modbus-tcp" => Some(Framing::Tcp),
+            "rtu-over-tcp" => Some(Framing::RtuOverTcp),
+            "rtu" => Some(Framing::Rtu),
+            "ascii" => Some(Framing::Ascii),
+            other => {
+                self.error(
+                    raw.connection.span(),
+                    format!("{path}.connection"),
+                    format!("unknown connection type {other:?}, expected one of {CONNECTIONS}"),
+                );
+                None
+            }
+        };
+        let unit_range = if framing == Some(Framing::Tcp) {
+            0..=255
+        } else {
+            1..=247
+        };
+        let unit_id = self
+            .integer(
+                &raw.unit_id,
+                format!("{path}.unit_id"),
+                *unit_range.start(),
+                *unit_range.end(),
+            )
+            .and_then(|n| u8::try_from(n).ok());
+        let link = framing.and_then(|framing| self.link(path, &raw, framing));
+        let interval = self.duration(
+            raw.poll_interval.as_ref(),
+            format!("{path}.poll_interval"),
+            Duration::from_secs(1),
+        );
+        if interval.is_zero() {
+            if let Some(value) = &raw.poll_interval {
+                self.error(
+                    value.span(),
+                    format!("{path}.poll_interval"),
+                    "must be longer than 0",
+                );
+            }
+        }
+        let timeout = self.duration(
+            raw.timeout.as_ref(),
+            format!("{path}.timeout"),
+            Duration::from_secs(1),
+        );
+        if timeout.is_zero() {
+            if let Some(value) = &raw.timeout {
+                self.error(
+                    value.span(),
+                    format!("{path}.timeout"),
+                    "must be longer than 0",
+                );
+            }
+        }
+        let retry_delay = self.duration(
+            raw.retry_delay.as_ref(),
+            format!("{path}.retry_delay"),
+            Duration::from_millis(100),
+        );
+        let retries = raw
+            .retries
+            .as_ref()
+            .and_then(|value| self.integer(value, format!("{path}.retries"), 0, 10))
+            .map_or(2, |n| u32::try_from(n).unwrap_or(2));
+        let mut limits = DeviceLimits::default();
+        if let Some(value) = &raw.max_registers_per_read {
+            if let Some(n) = self.u16_in(value, format!("{path}.max_registers_per_read"), 1, 125) {
+                limits.max_registers = n;
+            }
+        }
+        if let Some(value) = &raw.max_bits_per_read {
+            if let Some(n) = self.u16_in(value, format!("{path}.max_bits_per_read"), 1, 2000) {
+                limits.max_bits = n;
+            }
+        }
+        if let Some(value) = &raw.max_register_gap {
+            if let Some(n) = self.u16_in(value, format!("{path}.max_register_gap"), 0, 124) {
+                limits.max_register_gap = n;
+            }
+        }
+        if let Some(value) = &raw.max_bit_gap {
+            if let Some(n) = self.u16_in(value, format!("{path}.max_bit_gap"), 0, 1999) {
+                limits.max_bit_gap = n;
+            }
+        }
+        limits.one_read_per_point = raw.one_request_per_point.unwrap_or(false);
+        for (index, number) in raw.skip_registers.iter().enumerate() {
+            match register_number(number.get_ref()) {
+                Ok((table, address)) => {
+                    limits.forbidden.insert((table, address));
+                }
+                Err(message) => {
+                    self.error(
+                        number.span(),
+                        format!("{path}.skip_registers[{index}]"),
+                        message,
+                    );
+                }
+            }
+        }
+        let device_history = raw
+            .history
+            .as_ref()
+            .and_then(|value| self.integer(value, format!("{path}.history"), 1, 1_000_000))
+            .unwrap_or(history);
+        let mut points = Vec::new();
+        let mut writable = BTreeSet::new();
+        let mut name_spans = Vec::new();
+        if raw.points.is_empty() {
+            self.error(
+                raw.name.span(),
+                format!("{path}.points"),
+                "the device has no points: add [[devices.points]] tables",
+            );
+        }
+        for (index, point) in raw.points.iter().enumerate() {
+            let point_path = format!("{path}.points[{index}]");
+            name_spans.push((
+                point.name.get_ref().clone(),
+                point.name.span(),
+                point_path.clone(),
+            ));
+            if let Some((point, read_write)) = self.point(&point_path, point, unit_id.unwrap_or(1))
+            {
+                if read_write {
+                    writable.insert(point.name.clone());
+                }
+                points.push(point);
+            }
+        }
+        let map = match PointMap::new(points) {
+            Ok(map) => Some(map),
+            Err(error) => {
+                let named = match &error {
+                    MapError::DuplicateName { name }
+                    | MapError::AddressOverflow { name, .. }
+                    | MapError::WrongTable { name, .. }
+                    | MapError::BitOutOfRange { name, .. }
+                    | MapError::EmptyString { name } => Some(name.clone()),
+                    MapError::PartialOverlap { second, .. } => Some(second.clone()),
+                    _ => None,
+                };
+                // The last point of that name: for a duplicate, the second use.
+                let (span, at) = named
+                    .and_then(|name| {
+                        name_spans
+                            .iter()
+                            .rev()
+                            .find(|(candidate, _, _)| *candidate == name)
+                            .map(|(_, span, at)| (span.clone(), at.clone()))
+                    })
+                    .unwrap_or((raw.name.span(), format!("{path}.points")));
+                self.error(span, at, error.to_string());
+                None
+            }
+        };
+        if self.errors.len() > errors_before {
+            return None;
+        }
+        let (link, unit_id, map) = (link?, unit_id?, map?);
+        let mut config = DeviceConfig::new(raw.name.get_ref().clone(), link, unit_id, map);
+        config.device_type = raw.device_type;
+        config.writable = writable;
+        config.interval = interval;
+        config.response_timeout = timeout;
+        config.retries = retries;
+        config.retry_delay = retry_delay;
+        config.limits = limits;
+        config.history = device_history;
+        config.enabled = raw.enabled.unwrap_or(true);
+        config.pause_after_connect = self.duration(
+            raw.pause_after_connect.as_ref(),
+            format!("{path}.pause_after_connect"),
+            Duration::ZERO,
+        );
+        config.frame_gap = self.duration(
+            raw.frame_gap.as_ref(),
+            format!("{path}.frame_gap"),
+            Duration::ZERO,
+        );
+        config.backoff.initial = self.duration(
+            raw.backoff_initial.as_ref(),
+            format!("{path}.backoff_initial"),
+            config.backoff.initial,
+        );
+        config.backoff.max = self.duration(
+            raw.backoff_max.as_ref(),
+            format!("{path}.backoff_max"),
+            config.backoff.max,
+        );
+        // The planner's own checks (a point longer than the read limit, a skipped register
+        // inside a point), reported at the device.
+        let plan_config = modbus_stack::point::PlanConfig {
+            defaults: config.limits.clone(),
+            devices: BTreeMap::new(),
+        };
+        if let Err(error) = config.points.plan(&plan_config) {
+            self.error(raw.name.span(), format!("{path}.points"), error.to_string());
+            return None;
+        }
+        Some(config)
+    }
+
+    fn link(&mut self, path: &str, raw: &RawDevice, framing: Framing) -> Option<Link> {
+        let address = raw.address.get_ref().trim();
+        if address.is_empty() {
+            self.error(
+                raw.address.span(),
+                format!("{path}.address"),
+                "the address is empty",
+            );
+            return None;
+        }
+        if framing.is_serial() {
+            if let Some(port) = &raw.port {
+                self.error(
+                    port.span(),
+                    format!("{path}.port"),
+                    "a serial device has no TCP port: give the serial port as `address`, e.g. \"/dev/ttyUSB0\"",
+                );
+            }
+            let baud = raw
+                .baud_rate
+                .as_ref()
+                .and_then(|value| self.integer(value, format!("{path}.baud_rate"), 50, 4_000_000))
+                .map_or(19_200, |n| u32::try_from(n).unwrap_or(19_200));
+            let mut serial = serial::Config::new(baud);
+            if framing == Framing::Ascii {
+                serial.data_bits = 7;
+            }
+            if let Some(value) = &raw.data_bits {
+                if let Some(n) = self.integer(value, format!("{path}.data_bits"), 7, 8) {
+                    serial.data_bits = u8::try_from(n).unwrap_or(8);
+                }
+            }
+            if let Some(value) = &raw.parity {
+                match value.get_ref().to_ascii_lowercase().as_str() {
+                    "none" => serial.parity = Parity::None,
+                    "even" => serial.parity = Parity::Even,
+                    "odd" => serial.parity = Parity::Odd,
+                    other => self.error(
+                        value.span(),
+                        format!("{path}.parity"),
+                        format!("unknown parity {other:?}, expected one of none, even, odd"),
+                    ),
+                }
+            }
+            if let Some(value) = &raw.stop_bits {
+                match value.get_ref() {
+                    1 => serial.stop_bits = StopBits::One,
+                    2 => serial.stop_bits = StopBits::Two,
+                    other => self.error(
+                        value.span(),
+                        format!("{path}.stop_bits"),
+                        format!("{other} stop bits: expected 1 or 2"),
+                    ),
+                }
+            }
+            Some(Link::Serial {
+                path: address.into(),
+                framing,
+                config: serial,
+            })
+        } else {
+            for (field, value) in [
+                ("baud_rate", &raw.baud_rate),
+                ("data_bits", &raw.data_bits),
+                ("stop_bits", &raw.stop_bits),
+            ] {
+                if let Some(value) = value {
+                    self.error(
+                        value.span(),
+                        format!("{path}.{field}"),
+                        "serial settings do not apply to a TCP connection",
+                    );
+                }
+            }
+            let port = raw
+                .port
+                .as_ref()
+                .and_then(|value| self.integer(value, format!("{path}.port"), 1, 65_535))
+                .unwrap_or(502);
+            let address = if address.contains(':') && !address.starts_with('[') {
+                // An IPv6 literal without brackets.
+                format!("[{address}]:{port}")
+            } else {
+                format!("{address}:{port}")
+            };
+            let mut link = if framing == Framing::RtuOverTcp {
+                Link::rtu_over_tcp(address)
+            } else {
+                Link::tcp(address)
+            };
+            if let Link::Tcp { config, .. } = &mut link {
+                config.connect_timeout = Duration::from_secs(2);
+            }
+            Some(link)
+        }
+    }
+
+    #[allow(clippy::too_many_lines)] // one field after the other
+    fn point(&mut self, path: &str, raw: &RawPoint, unit_id: u8) -> Option<(Point, bool)> {
+        let errors_before = self.errors.len();
+        let type_name = match raw.data_type.get_ref().to_ascii_lowercase().as_str() {
+            "bool" => Some(TypeName::Bool),
+            "u16" => Some(TypeName::Number(DataType::U16)),
+            "i16" => Some(TypeName::Number(DataType::I16)),
+            "u32" => Some(TypeName::Number(DataType::U32)),
+            "i32" => Some(TypeName::Number(DataType::I32)),
+            "u64" => Some(TypeName::Number(DataType::U64)),
+            "i64" => Some(TypeName::Number(DataType::I64)),
+            "f32" => Some(TypeName::Number(DataType::F32)),
+            "f64" => Some(TypeName::Number(DataType::F64)),
+            "string" => Some(TypeName::Text),
+            other => {
+                self.error(
+                    raw.data_type.span(),
+                    format!("{path}.type"),
+                    format!("unknown data type {other:?}, expected one of {TYPES}"),
+                );
+                None
+            }
+        };
+        let table_field = raw.table.as_ref().and_then(|value| {
+            let table = match value.get_ref().to_ascii_lowercase().as_str() {
+                "coils" | "coil" => Some(Table::Coils),
+                "discrete_inputs" | "discrete_input" | "discrete" => Some(Table::DiscreteInputs),
+                "input_registers" | "input_register" | "input" => Some(Table::InputRegisters),
+                "holding_registers" | "holding_register" | "holding" => {
+                    Some(Table::HoldingRegisters)
+                }
+                other => {
+                    self.error(
+                        value.span(),
+                        format!("{path}.table"),
+                        format!("unknown table {other:?}, expected one of {TABLES}"),
+                    );
+                    None
+                }
+            };
+            table.map(|table| (table, value.span()))
+        });
+        let location = match (&raw.address, &raw.register) {
+            (Some(_), Some(register)) => {
+                self.error(
+                    register.span(),
+                    format!("{path}.register"),
+                    "give either `address` (0-based, with `table`) or `register` (data-sheet number), not both",
+                );
+                None
+            }
+            (Some(address), None) => {
+                let address = self.u16_in(address, format!("{path}.address"), 0, u16::MAX);
+                match (&table_field, address) {
+                    (Some((table, _)), Some(address)) => Some((*table, address)),
+                    (None, _) => {
+                        self.error(
+                            raw.name.span(),
+                            format!("{path}.table"),
+                            format!(
+                                "missing: a point given by `address` needs a `table` ({TABLES})"
+                            ),
+                        );
+                        None
+                    }
+                    _ => None,
+                }
+            }
+            (None, Some(register)) => match register_number(register.get_ref()) {
+                Ok((table, address)) => match &table_field {
+                    Some((given, span)) if *given != table => {
+                        self.error(
+                            span.clone(),
+                            format!("{path}.table"),
+                            format!(
+                                "register {} is in {}, not {}",
+                                register_text(register.get_ref()),
+                                modbus_stack::harvest::table_name(table),
+                                modbus_stack::harvest::table_name(*given)
+                            ),
+                        );
+                        None
+                    }
+                    _ => Some((table, address)),
+                },
+                Err(message) => {
+                    self.error(register.span(), format!("{path}.register"), message);
+                    None
+                }
+            },
+            (None, None) => {
+                self.error(
+                    raw.name.span(),
+                    path.to_string(),
+                    "missing location: give `register` (e.g. 40001) or `address` with `table`",
+                );
+                None
+            }
+        };
+        let order = match &raw.order {
+            None => Some(Order::Abcd),
+            Some(value) => match value.get_ref().to_ascii_lowercase().as_str() {
+                "abcd" | "ab" | "abcdefgh" | "big" => Some(Order::Abcd),
+                "cdab" | "ghefcdab" => Some(Order::Cdab),
+                "badc" | "ba" | "badcfehg" => Some(Order::Badc),
+                "dcba" | "hgfedcba" | "little" => Some(Order::Dcba),
+                other => {
+                    self.error(
+                        value.span(),
+                        format!("{path}.order"),
+                        format!("unknown byte/word order {other:?}, expected one of {ORDERS}"),
+                    );
+                    None
+                }
+            },
+        };
+        let read_write = match &raw.access {
+            None => false,
+            Some(value) => match value.get_ref().to_ascii_lowercase().as_str() {
+                "read" | "read-only" | "ro" => false,
+                "read-write" | "rw" => true,
+                other => {
+                    self.error(
+                        value.span(),
+                        format!("{path}.access"),
+                        format!("unknown access {other:?}, expected read or read-write"),
+                    );
+                    false
+                }
+            },
+        };
+        let (Some(type_name), Some((table, address)), Some(order)) = (type_name, location, order)
+        else {
+            return None;
+        };
+        let kind = match type_name {
+            TypeName::Bool if table.is_bits() => {
+                if let Some(bit) = &raw.bit {
+                    self.error(
+                        bit.span(),
+                        format!("{path}.bit"),
+                        "a coil or discrete input has no bit number",
+                    );
+                }
+                PointKind::Bit
+            }
+            TypeName::Bool => {
+                let Some(bit) = &raw.bit else {
+                    self.error(
+                        raw.data_type.span(),
+                        format!("{path}.bit"),
+                        "missing: a bool in a register table needs `bit` (0 = least significant, up to 15)",
+                    );
+                    return None;
+                };
+                let bit = self.integer(bit, format!("{path}.bit"), 0, 15)?;
+                PointKind::RegisterBit {
+                    bit: u8::try_from(bit).unwrap_or(0),
+                }
+            }
+            _ if table.is_bits() => {
+                self.error(
+                    raw.data_type.span(),
+                    format!("{path}.type"),
+                    format!(
+                        "{} holds bits: the type must be bool",
+                        modbus_stack::harvest::table_name(table)
+                    ),
+                );
+                return None;
+            }
+            TypeName::Number(data_type) => {
+                let scale = match (&raw.scale, raw.offset) {
+                    (None, None) => None,
+                    (scale, offset) => {
+                        let factor = scale.as_ref().map_or(1.0, |s| *s.get_ref());
+                        match Scale::new(factor, offset.unwrap_or(0.0)) {
+                            Ok(scale) => Some(scale),
+                            Err(error) => {
+                                let span = scale.as_ref().map_or(raw.name.span(), Spanned::span);
+                                self.error(span, format!("{path}.scale"), error.to_string());
+                                return None;
+                            }
+                        }
+                    }
+                };
+                PointKind::Number {
+                    data_type,
+                    order,
+                    scale,
+                }
+            }
+            TypeName::Text => {
+                let Some(length) = &raw.length else {
+                    self.error(
+                        raw.data_type.span(),
+                        format!("{path}.length"),
+                        "missing: a string needs `length`, its size in registers (two characters each)",
+                    );
+                    return None;
+                };
+                let registers = self.u16_in(length, format!("{path}.length"), 1, 123)?;
+                let mut format = StringFormat::new(registers);
+                if matches!(order, Order::Badc | Order::Dcba) {
+                    format.byte_order = modbus_stack::value::ByteOrder::LowByteFirst;
+                }
+                PointKind::String(format)
+            }
+        };
+        if read_write && !table.is_writable() {
+            if let Some(access) = &raw.access {
+                self.error(
+                    access.span(),
+                    format!("{path}.access"),
+                    format!(
+                        "{} cannot be written: use coils or holding_registers for a read-write point",
+                        modbus_stack::harvest::table_name(table)
+                    ),
+                );
+            }
+        }
+        if self.errors.len() > errors_before {
+            return None;
+        }
+        let mut point = Point::new(raw.name.get_ref().clone(), unit_id, table, address, kind);
+        if let Some(unit) = &raw.unit {
+            point = point.with_unit(unit.clone());
+        }
+        Some((point, read_write))
+    }
+}
+
+fn register_text(number: &RegisterNumber) -> String {
+    match number {
+        RegisterNumber::Number(n) => n.to_string(),
+        RegisterNumber::Text(text) => text.clone(),
+    }
+}
+
+/// A data-sheet register number: its table and 0-based address (see the module docs).
+fn register_number(number: &RegisterNumber) -> Result<(Table, u16), String> {
+    let text = register_text(number);
+    let digits = text.trim();
+    let bad = || {
+        format!(
+            "{digits:?} is not a register number: use 5 digits (00001-09999 coils, 10001-19999 discrete inputs, 30001-39999 input registers, 40001-49999 holding registers) or 6 digits (e.g. 400001-465536)"
+        )
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let (table_digit, rest) = match digits.len() {
+        // Integers lose a coil's leading zeros.
+        1..=4 => ('0', digits),
+        5 | 6 => (
+            digits.chars().next().unwrap_or('?'),
+            digits.get(1..).unwrap_or(""),
+        ),
+        _ => return Err(bad()),
+    };
+    let table = match table_digit {
+        '0' => Table::Coils,
+        '1' => Table::DiscreteInputs,
+        '3' => Table::InputRegisters,
+        '4' => Table::HoldingRegisters,
+        _ => return Err(bad()),
+    };
+    let offset: u32 = rest.parse().map_err(|_| bad())?;
+    let max = if digits.len() == 6 { 65_536 } else { 9_999 };
+    if offset == 0 || offset > max {
+        return Err(format!(
+            "{digits:?}: the number after the table digit counts from 1 and goes up to {max}"
+        ));
+    }
+    u16::try_from(offset - 1)
+        .map(|address| (table, address))
+        .map_err(|_| bad())
+}
+
+/// `"250ms"`, `"1.5s"`, `"2m"`, `"1h"`.
+fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let seconds = match unit.trim() {
+        "ms" => number / 1000.0,
+        "s" => number,
+        "m" | "min" => number * 60.0,
+        "h" => number * 3600.0,
+        _ => return None,
+    };
+    Duration::try_from_secs_f64(seconds).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn register_numbers_follow_the_modicon_convention() {
+        let n = |v: i64| register_number(&RegisterNumber::Number(v));
+        let t = |v: &str| register_number(&RegisterNumber::Text(v.into()));
+        assert_eq!(n(40001), Ok((Table::HoldingRegisters, 0)));
+        assert_eq!(n(49999), Ok((Table::HoldingRegisters, 9998)));
+        assert_eq!(n(30017), Ok((Table::InputRegisters, 16)));
+        assert_eq!(n(10001), Ok((Table::DiscreteInputs, 0)));
+        assert_eq!(n(1), Ok((Table::Coils, 0)));
+        assert_eq!(t("00001"), Ok((Table::Coils, 0)));
+        assert_eq!(n(465_536), Ok((Table::HoldingRegisters, 65_535)));
+        assert_eq!(t("065536"), Ok((Table::Coils, 65_535)));
+        assert!(n(40000).is_err());
+        assert!(n(20001).is_err());
+        assert!(n(465_537).is_err());
+        assert!(t("4x001").is_err());
+        assert!(n(0).is_err());
+    }
+
+    #[test]
+    fn durations_need_a_unit() {
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("100"), None);
+        assert_eq!(parse_duration("1x"), None);
+    }
+}

@@ -257,7 +257,7 @@ impl Worker {
         let phase = f64::from(order) * 0.618_033_988_75 % 1.0;
         let next_due = now + config.interval.mul_f64(phase);
         log_info!(
-            "device {}: {} points in {} requests on {}: {}",
+            "device {}: {} point(s) in {} request(s) on {}: {}",
             device.name,
             config.points.len(),
             plan.reads().len(),

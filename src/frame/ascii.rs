@@ -372,6 +372,7 @@ impl Decoder {
     }
 
     /// The next frame or framing error, if one is ready. The frame borrows the decoder's buffer.
+    #[must_use = "a frame not taken now is dropped at the next call"]
     pub fn poll_frame(&mut self) -> Option<Result<Adu<&[u8]>, FrameError>> {
         self.settle();
         match core::mem::replace(&mut self.pending, Pending::None) {

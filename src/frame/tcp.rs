@@ -465,6 +465,7 @@ impl Decoder {
 
     /// The next ADU or framing error, if one is ready. The ADU borrows the decoder's buffer and
     /// is dropped from it at the next call.
+    #[must_use = "an ADU not taken now is dropped at the next call"]
     pub fn poll_frame(&mut self) -> Option<Result<Adu<'_>, FrameError>> {
         self.settle();
         if let Some(error) = self.error.take() {

@@ -268,6 +268,7 @@ impl Decoder {
 
     /// The next frame or framing error, if one is ready. The frame borrows the decoder's buffer
     /// and is dropped from it at the next call.
+    #[must_use = "a frame not taken now is dropped at the next call"]
     pub fn poll_frame(&mut self) -> Option<Result<Adu<&[u8]>, FrameError>> {
         self.poll_frame_with_role()
             .map(|result| result.map(|(_, adu)| adu))
@@ -275,6 +276,7 @@ impl Decoder {
 
     /// Like [`poll_frame`](Self::poll_frame), with the direction the frame was decoded as (useful
     /// in [`Mode::Monitor`]).
+    #[must_use = "a frame not taken now is dropped at the next call"]
     pub fn poll_frame_with_role(&mut self) -> Option<Result<RoleFrame<'_>, FrameError>> {
         self.settle();
         if self.config.timing.is_none() && self.pending == Pending::None {

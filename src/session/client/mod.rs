@@ -405,6 +405,7 @@ impl<const N: usize> ClientSession<N> {
     ///
     /// A request whose ADU does not fit `out` stays queued (and times out); give a large enough
     /// buffer.
+    #[must_use = "the request written must be sent"]
     pub fn poll_transmit(&mut self, out: &mut [u8]) -> Option<usize> {
         let framing = self.config.framing;
         let index = self
@@ -662,6 +663,7 @@ impl<const N: usize> ClientSession<N> {
     /// The next event: first frames discarded, then finished requests in the order they
     /// finished. A finished request's slot is free once its event is returned; the event
     /// borrows the session, so the response stays intact until the event is dropped.
+    #[must_use = "a finished request's event is returned once; its slot is freed"]
     pub fn poll_event(&mut self) -> Option<Event<'_>> {
         if let Some(reason) = self.discards.pop() {
             return Some(Event::Discarded { reason });

@@ -296,6 +296,7 @@ impl ServerSession {
     /// it stops after that request (send the answer with
     /// [`poll_transmit`](Self::poll_transmit), then pass the rest). Takes nothing while an
     /// answer waits.
+    #[must_use = "the bytes not taken must be passed again after the answer is sent"]
     pub fn handle_input<H: Handler + ?Sized>(
         &mut self,
         now: Instant,
@@ -349,7 +350,8 @@ impl ServerSession {
         if self.reply_at.is_none() {
             // A frame the silence completed is answered now: the silence was its t3.5.
             let turnaround = core::mem::replace(&mut self.turnaround, Duration::ZERO);
-            self.handle_input(now, &[], handler);
+            // Nothing is passed, so nothing can be left over.
+            let _ = self.handle_input(now, &[], handler);
             self.turnaround = turnaround;
         }
     }

@@ -60,6 +60,7 @@ const STATUS_BUSY: u16 = 0xFFFF;
 const OVERRUN_FLAG: u16 = 0x0001;
 
 /// What to do after [`PduServer::respond`].
+#[must_use = "a reply says whether a response was written and must be sent"]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Reply {
     /// Send the first `len` bytes of `out` as the response PDU (normal or exception).

@@ -8,7 +8,9 @@
 //! ```
 //!
 //! The line format is 8 data bits, even parity, one stop bit (the specification's default);
-//! `--parity none` uses two stop bits as the specification requires, `--parity odd` one. The exit
+//! `--parity none` uses two stop bits as the specification requires, `--parity odd` one, and
+//! `--stop-bits 1|2` sets them outright (`--parity none --stop-bits 1` is the 8N1 many devices
+//! ship with, and pymodbus's default). The exit
 //! status is 0 when every step succeeded, 1 when one failed, 2 for a usage error or when the
 //! port could not be opened.
 
@@ -28,7 +30,8 @@ fn usage() -> String {
          DEVICE                 the serial port, e.g. /dev/ttyUSB0 or COM3\n  \
          BAUD                   baud rate, e.g. 9600 or 19200\n  \
          UNIT                   unit id (slave address), 1-247\n  \
-         --parity even|odd|none line parity (default even; none uses two stop bits)\n{}",
+         --parity even|odd|none line parity (default even; none uses two stop bits)\n  \
+         --stop-bits 1|2        stop bits, after --parity (e.g. --parity none --stop-bits 1: 8N1)\n{}",
         runbook::OPTIONS
     )
 }
@@ -95,6 +98,13 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String>
                     other => return Err(format!("--parity {other:?}: use even, odd or none")),
                 };
             }
+            "--stop-bits" => {
+                parity.1 = match args.next().as_deref() {
+                    Some("1") => StopBits::One,
+                    Some("2") => StopBits::Two,
+                    other => return Err(format!("--stop-bits {other:?}: use 1 or 2")),
+                };
+            }
             flag if flag.starts_with("--") => plan.option(flag, &mut args)?,
             _ => positional.push(arg),
         }
@@ -105,6 +115,12 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String>
     plan.unit = runbook::number("UNIT", &unit)?;
     if plan.unit == 0 {
         return Err("unit 0 is the broadcast address: nobody answers reads".to_owned());
+    }
+    if plan.unit > 247 {
+        return Err(format!(
+            "unit {} is reserved on a serial line (§2.2): devices answer 1-247",
+            plan.unit
+        ));
     }
     let mut config = serial::Config::new(runbook::number("BAUD", &baud)?);
     (config.parity, config.stop_bits) = parity;

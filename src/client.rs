@@ -307,6 +307,16 @@ impl<T: Transport> Client<T> {
         }
     }
 
+    /// Closes the link explicitly rather than by dropping the client: a TCP connection ends
+    /// with a FIN, a serial port's last frame is drained first, and a failure is reported.
+    /// Requests still in flight are abandoned.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the transport could not flush or shut down cleanly.
+    pub fn close(mut self) -> Result<()> {
+        self.transport.close().map_err(Error::Io)
+    }
+
     /// The session configuration.
     pub fn config(&self) -> &ClientConfig {
         self.session.config()

@@ -807,3 +807,27 @@ fn coalescing_is_off_by_default_and_only_on_modbus_tcp() {
     let rtu = transport::tcp::TcpTransport::connect_rtu_over_tcp(addr, config);
     assert!(!rtu.unwrap().coalesce_requests());
 }
+
+#[test]
+fn close_ends_the_connection_with_a_fin_after_the_last_answer() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut decoder = tcp::Decoder::new();
+        let request = read_adu(&mut stream, &mut decoder).unwrap();
+        let mut answer = request.transaction_id.to_be_bytes().to_vec();
+        answer.extend_from_slice(&[0, 0, 0, 5, request.unit_id, 0x03, 2, 0x12, 0x34]);
+        stream.write_all(&answer).unwrap();
+        // After close, the next read sees the orderly end of the stream: Ok(0), not a reset.
+        let mut rest = [0u8; 16];
+        stream.read(&mut rest).unwrap()
+    });
+    let mut client = Client::tcp(addr, config()).unwrap();
+    assert_eq!(client.read_holding_registers(1, 0, 1).unwrap(), [0x1234]);
+    client.close().unwrap();
+    assert_eq!(server.join().unwrap(), 0);
+}

@@ -23,8 +23,8 @@ use modbus_stack::harvest::{
 };
 use modbus_stack::pdu::ExceptionCode;
 use modbus_stack::point::{Point, PointKind, PointMap, PointValue, Table};
-use modbus_stack::server::tcp::{Config, SpawnedServer, TcpServer};
 use modbus_stack::server::DataStore;
+use modbus_stack::server::tcp::{Config, SpawnedServer, TcpServer};
 use modbus_stack::session::server::{Handler, Unit, UnitIds};
 use modbus_stack::sim;
 use modbus_stack::value::{DataType, Order};

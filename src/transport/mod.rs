@@ -117,6 +117,16 @@ pub trait Transport {
     /// # Errors
     /// The error of the last attempt, when the link could not be reopened.
     fn reconnect(&mut self) -> io::Result<()>;
+
+    /// Ends the link on purpose: whatever was sent reaches the wire, and the peer learns the
+    /// link is closed (a TCP FIN, rather than a reset a peer may log as a fault). The next
+    /// [`send`](Self::send) opens it again. The default has nothing to do.
+    ///
+    /// # Errors
+    /// The I/O error of flushing or shutting down; the link is closed all the same.
+    fn close(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The time from now until `deadline`, at least `min` so that a blocking read with this timeout
@@ -159,5 +169,9 @@ impl<T: Transport + ?Sized> Transport for std::boxed::Box<T> {
 
     fn reconnect(&mut self) -> io::Result<()> {
         (**self).reconnect()
+    }
+
+    fn close(&mut self) -> io::Result<()> {
+        (**self).close()
     }
 }

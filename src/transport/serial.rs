@@ -41,6 +41,10 @@ pub struct Config {
 
 impl Config {
     /// 8 data bits, even parity, one stop bit (8E1, the specification's default) at `baud_rate`.
+    ///
+    /// We follow the specification, since a device that doesn't say otherwise is 8E1; pymodbus
+    /// defaults to 8N1, and many devices ship configured that way: set `parity` to
+    /// [`Parity::None`] and keep `stop_bits` at one for them.
     #[must_use]
     pub const fn new(baud_rate: u32) -> Self {
         Self {
@@ -223,6 +227,12 @@ impl Transport for SerialTransport {
 
     fn clear_input(&mut self) -> io::Result<()> {
         self.port.clear(ClearBuffer::Input).map_err(io::Error::from)
+    }
+
+    /// Waits until the last frame has left the port; the port itself stays open until the
+    /// transport is dropped (a serial line has no close to signal).
+    fn close(&mut self) -> io::Result<()> {
+        self.port.flush()
     }
 
     fn reconnect(&mut self) -> io::Result<()> {

@@ -346,6 +346,19 @@ impl Transport for TcpTransport {
         result
     }
 
+    fn close(&mut self) -> io::Result<()> {
+        let result = match &self.stream {
+            Some(stream) => match stream.shutdown(std::net::Shutdown::Both) {
+                // The peer (or the watchdog) closed it first: closed is what was asked.
+                Err(error) if error.kind() == io::ErrorKind::NotConnected => Ok(()),
+                other => other,
+            },
+            None => Ok(()),
+        };
+        self.detach();
+        result
+    }
+
     fn reconnect(&mut self) -> io::Result<()> {
         self.detach();
         let attempts = self.config.reconnect_attempts.max(1);

@@ -614,11 +614,9 @@ impl<T: Transport> Client<T> {
     /// # Errors
     /// Any [`Error`].
     pub fn read_coils(&mut self, unit_id: u8, address: u16, quantity: u16) -> Result<Vec<bool>> {
-        let request = Request::ReadCoils { address, quantity };
-        self.expect(unit_id, &request, |response| match response {
-            Response::ReadCoils { values } => Some(values.iter().collect()),
-            _ => None,
-        })
+        let mut out = std::vec![false; usize::from(quantity)];
+        self.read_bits(unit_id, &Request::ReadCoils { address, quantity }, &mut out)?;
+        Ok(out)
     }
 
     /// FC 01 into `out`: reads `out.len()` coils from `address`, without allocating.
@@ -626,17 +624,8 @@ impl<T: Transport> Client<T> {
     /// # Errors
     /// Any [`Error`].
     pub fn read_coils_into(&mut self, unit_id: u8, address: u16, out: &mut [bool]) -> Result<()> {
-        let request = Request::ReadCoils {
-            address,
-            quantity: quantity(out.len()),
-        };
-        self.expect(unit_id, &request, |response| match response {
-            Response::ReadCoils { values } => {
-                values.copy_to(out);
-                Some(())
-            }
-            _ => None,
-        })
+        let quantity = quantity(out.len());
+        self.read_bits(unit_id, &Request::ReadCoils { address, quantity }, out)
     }
 
     /// FC 02: reads `quantity` (1–2000) discrete inputs from `address`.
@@ -649,11 +638,10 @@ impl<T: Transport> Client<T> {
         address: u16,
         quantity: u16,
     ) -> Result<Vec<bool>> {
+        let mut out = std::vec![false; usize::from(quantity)];
         let request = Request::ReadDiscreteInputs { address, quantity };
-        self.expect(unit_id, &request, |response| match response {
-            Response::ReadDiscreteInputs { values } => Some(values.iter().collect()),
-            _ => None,
-        })
+        self.read_bits(unit_id, &request, &mut out)?;
+        Ok(out)
     }
 
     /// FC 02 into `out`, without allocating.
@@ -666,17 +654,12 @@ impl<T: Transport> Client<T> {
         address: u16,
         out: &mut [bool],
     ) -> Result<()> {
-        let request = Request::ReadDiscreteInputs {
-            address,
-            quantity: quantity(out.len()),
-        };
-        self.expect(unit_id, &request, |response| match response {
-            Response::ReadDiscreteInputs { values } => {
-                values.copy_to(out);
-                Some(())
-            }
-            _ => None,
-        })
+        let quantity = quantity(out.len());
+        self.read_bits(
+            unit_id,
+            &Request::ReadDiscreteInputs { address, quantity },
+            out,
+        )
     }
 
     /// FC 03: reads `quantity` (1–125) holding registers from `address`.
@@ -689,11 +672,10 @@ impl<T: Transport> Client<T> {
         address: u16,
         quantity: u16,
     ) -> Result<Vec<u16>> {
+        let mut out = std::vec![0; usize::from(quantity)];
         let request = Request::ReadHoldingRegisters { address, quantity };
-        self.expect(unit_id, &request, |response| match response {
-            Response::ReadHoldingRegisters { values } => Some(values.iter().collect()),
-            _ => None,
-        })
+        self.read_words(unit_id, &request, &mut out)?;
+        Ok(out)
     }
 
     /// FC 03 into `out`: reads `out.len()` holding registers, without allocating.
@@ -706,17 +688,12 @@ impl<T: Transport> Client<T> {
         address: u16,
         out: &mut [u16],
     ) -> Result<()> {
-        let request = Request::ReadHoldingRegisters {
-            address,
-            quantity: quantity(out.len()),
-        };
-        self.expect(unit_id, &request, |response| match response {
-            Response::ReadHoldingRegisters { values } => {
-                values.copy_to(out);
-                Some(())
-            }
-            _ => None,
-        })
+        let quantity = quantity(out.len());
+        self.read_words(
+            unit_id,
+            &Request::ReadHoldingRegisters { address, quantity },
+            out,
+        )
     }
 
     /// FC 04: reads `quantity` (1–125) input registers from `address`.
@@ -729,11 +706,10 @@ impl<T: Transport> Client<T> {
         address: u16,
         quantity: u16,
     ) -> Result<Vec<u16>> {
+        let mut out = std::vec![0; usize::from(quantity)];
         let request = Request::ReadInputRegisters { address, quantity };
-        self.expect(unit_id, &request, |response| match response {
-            Response::ReadInputRegisters { values } => Some(values.iter().collect()),
-            _ => None,
-        })
+        self.read_words(unit_id, &request, &mut out)?;
+        Ok(out)
     }
 
     /// FC 04 into `out`, without allocating.
@@ -746,12 +722,30 @@ impl<T: Transport> Client<T> {
         address: u16,
         out: &mut [u16],
     ) -> Result<()> {
-        let request = Request::ReadInputRegisters {
-            address,
-            quantity: quantity(out.len()),
-        };
-        self.expect(unit_id, &request, |response| match response {
-            Response::ReadInputRegisters { values } => {
+        let quantity = quantity(out.len());
+        self.read_words(
+            unit_id,
+            &Request::ReadInputRegisters { address, quantity },
+            out,
+        )
+    }
+
+    /// FC 01 or 02 into `out` (as long as the request's quantity). The response was decoded
+    /// against `request`, so its function and count are the request's.
+    fn read_bits(&mut self, unit_id: u8, request: &Request<'_>, out: &mut [bool]) -> Result<()> {
+        self.expect(unit_id, request, |response| match response {
+            Response::ReadCoils { values } | Response::ReadDiscreteInputs { values } => {
+                values.copy_to(out);
+                Some(())
+            }
+            _ => None,
+        })
+    }
+
+    /// FC 03 or 04 into `out`, as [`read_bits`](Self::read_bits).
+    fn read_words(&mut self, unit_id: u8, request: &Request<'_>, out: &mut [u16]) -> Result<()> {
+        self.expect(unit_id, request, |response| match response {
+            Response::ReadHoldingRegisters { values } | Response::ReadInputRegisters { values } => {
                 values.copy_to(out);
                 Some(())
             }

@@ -381,7 +381,11 @@ fn the_event_stream_carries_samples() {
         }
     }
     let sample = sample.expect("no sample event in 10 s");
-    assert!(["plc", "gappy", "mute"].iter().any(|n| sample["device"] == *n));
+    assert!(
+        ["plc", "gappy", "mute"]
+            .iter()
+            .any(|n| sample["device"] == *n)
+    );
     assert!(sample["sequence"].is_u64() && sample["timestamp"].is_number());
     drop(reader);
     plant.stop();

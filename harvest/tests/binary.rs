@@ -104,7 +104,11 @@ fn sigterm_stops_it_cleanly_and_promptly() {
     assert!(kill.success());
     let status = wait(&mut child, Duration::from_secs(5));
     assert!(status.success(), "{status}");
-    assert!(sent.elapsed() < Duration::from_secs(3), "{:?}", sent.elapsed());
+    assert!(
+        sent.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        sent.elapsed()
+    );
     let log = stderr_of(&mut child);
     assert!(log.contains("stopping (SIGTERM)"), "{log}");
 }

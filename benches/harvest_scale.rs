@@ -36,7 +36,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime};
 
 use modbus_stack::harvest::{DEFAULT_HISTORY, DeviceConfig, Engine, Event, Link, Quality};
-use modbus_stack::point::{Point, PointKind, PointMap, Table};
+use modbus_stack::point::{Point, PointKind, PointMap, PointValue, Table};
 use modbus_stack::server::tcp::{Config, TcpServer};
 use modbus_stack::sim;
 use modbus_stack::value::{DataType, Order};
@@ -422,7 +422,12 @@ struct Collected {
     status_changes: u64,
     /// Events the engine dropped because this subscriber fell behind.
     dropped_events: u64,
+    /// Polls due in each 10 ms slot of the interval: how evenly the schedule spreads.
+    due_slots: [u64; SLOTS],
 }
+
+/// Slots of the interval in [`Collected::due_slots`].
+const SLOTS: usize = 100;
 
 /// The bench's subscriber: counts samples and records poll lateness in the window.
 struct Collector {
@@ -458,6 +463,7 @@ impl Collector {
                         bad_samples: 0,
                         status_changes: 0,
                         dropped_events: 0,
+                        due_slots: [0; SLOTS],
                     };
                     // Bounded by the stop flag: the engine is shut down after it is set.
                     while !stop.load(Ordering::Relaxed) {
@@ -497,6 +503,14 @@ fn count(collected: &mut Collected, window: &Window, event: &Event) {
             collected.polls += 1;
             collected.requests += u64::from(report.requests);
             collected.lateness.record(report.lateness);
+            let offset = report.due.duration_since(window.start).as_nanos() % INTERVAL.as_nanos();
+            let slot = offset * u128::try_from(SLOTS).unwrap_or(1) / INTERVAL.as_nanos();
+            if let Some(count) = usize::try_from(slot)
+                .ok()
+                .and_then(|slot| collected.due_slots.get_mut(slot))
+            {
+                *count += 1;
+            }
             if !report.complete {
                 collected.incomplete_polls += 1;
             }
@@ -581,11 +595,15 @@ struct Figures {
     status_changes: f64,
     load_start: f64,
     load_end: f64,
+    /// How long adding the devices took.
+    add_ms: f64,
+    /// Polls due per second in the busiest 10 ms slot of the interval.
+    peak_due_per_slot: f64,
 }
 
 impl Figures {
     /// The field values in declaration order, for the line between processes.
-    fn values(&self) -> [f64; 23] {
+    fn values(&self) -> [f64; 25] {
         [
             self.devices,
             self.seconds,
@@ -610,6 +628,8 @@ impl Figures {
             self.status_changes,
             self.load_start,
             self.load_end,
+            self.add_ms,
+            self.peak_due_per_slot,
         ]
     }
 
@@ -648,7 +668,9 @@ impl Figures {
             status_changes,
             load_start,
             load_end,
-        ] = <[f64; 23]>::try_from(values).ok()?;
+            add_ms,
+            peak_due_per_slot,
+        ] = <[f64; 25]>::try_from(values).ok()?;
         Some(Self {
             devices,
             seconds,
@@ -673,6 +695,8 @@ impl Figures {
             status_changes,
             load_start,
             load_end,
+            add_ms,
+            peak_due_per_slot,
         })
     }
 
@@ -717,6 +741,7 @@ fn measure(devices: usize, options: &Options) -> Result<Figures, String> {
     } else {
         Duration::ZERO
     };
+    let adding = Instant::now();
     for (index, port) in simulators.ports.iter().enumerate() {
         let mut config = DeviceConfig::new(
             format!("device{index:04}"),
@@ -733,6 +758,7 @@ fn measure(devices: usize, options: &Options) -> Result<Figures, String> {
             thread::sleep(stagger);
         }
     }
+    let add_ms = adding.elapsed().as_secs_f64() * 1e3;
     let warmup = Duration::from_secs_f64(options.warmup);
     let length = Duration::from_secs_f64(options.seconds);
     let start = Instant::now() + warmup;
@@ -815,6 +841,9 @@ fn measure(devices: usize, options: &Options) -> Result<Figures, String> {
         status_changes: collected.status_changes as f64,
         load_start,
         load_end,
+        add_ms,
+        peak_due_per_slot: collected.due_slots.iter().copied().max().unwrap_or(0) as f64
+            / options.seconds,
     })
 }
 
@@ -855,7 +884,7 @@ fn bench(options: &Options) -> ExitCode {
             }
         }
     }
-    print_table(&rows);
+    print_table(&rows, options);
     ExitCode::SUCCESS
 }
 
@@ -876,7 +905,7 @@ fn run_service(devices: usize, options: &Options) -> Result<Figures, String> {
         .ok_or_else(|| format!("the service process failed ({}): {text}", output.status))
 }
 
-fn print_table(rows: &[Figures]) {
+fn print_table(rows: &[Figures], options: &Options) {
     println!();
     println!(
         "{:>5} {:>9} {:>9} {:>6} {:>7} {:>7} {:>7} {:>6} {:>6} {:>6} {:>8} {:>8} {:>8} {:>6} {:>5} {:>5} {:>5} {:>5} {:>9}",
@@ -946,7 +975,42 @@ fn print_table(rows: &[Figures]) {
             row.polls,
             row.devices * row.seconds / INTERVAL.as_secs_f64(),
         );
+        let (window_growth, full) = ring_figures(row, options);
+        println!(
+            "    history rings: {} B per sample; the window's samples fill {window_growth:.1} MiB of them (measured growth {:.1} MiB); full after {} s at {full:.0} MiB",
+            history_entry_bytes(),
+            row.rss_end_mib - row.rss_start_mib,
+            options.history,
+        );
+        println!(
+            "    schedule: {} devices added in {:.0} ms; busiest 10 ms slot of the interval has {:.1} polls due per second (even spread: {:.1})",
+            row.devices,
+            row.add_ms,
+            row.peak_due_per_slot,
+            row.devices / f64::from(u32::try_from(SLOTS).unwrap_or(1)),
+        );
     }
+}
+
+/// Bytes of one history entry, as `state.rs` lays it out (reading, timestamp, sequence).
+fn history_entry_bytes() -> usize {
+    size_of::<Result<PointValue, Arc<str>>>() + size_of::<SystemTime>() + size_of::<u64>()
+}
+
+/// What the history rings explain of the RSS: the growth the window's samples fill into
+/// reserved but untouched ring pages, and the rings' size once full.
+#[allow(clippy::cast_precision_loss, reason = "small constants")]
+fn ring_figures(row: &Figures, options: &Options) -> (f64, f64) {
+    let entry = history_entry_bytes() as f64;
+    let points = row.devices * POINTS as f64;
+    let history = options.history as f64;
+    let filled_before = options.warmup.min(history);
+    let filled_in_window = row.seconds.min(history - filled_before).max(0.0);
+    let mib = 1024.0 * 1024.0;
+    (
+        points * filled_in_window * entry / mib,
+        points * history * entry / mib,
+    )
 }
 
 fn verdict(met: bool) -> &'static str {

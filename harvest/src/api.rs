@@ -2,7 +2,8 @@
 //!
 //! Every answer comes from the engine's memory (the latest poll, the history rings): no HTTP
 //! request ever causes a read on a device, so no number of browser tabs can flood a serial
-//! line. Writes and operator actions go to the device's link worker.
+//! line. Writes and operator actions go to the device's link worker; the points of one write
+//! are written in the order the body names them, and the first failure stops the rest.
 //!
 //! Status codes: 404 unknown device, point or route; 400 malformed body or a value of the
 //! wrong type or range; 409 read-only point, disabled or disconnected device; 502 the device
@@ -538,6 +539,32 @@ pub fn json_to_value(point: &Point, value: &Value) -> Result<PointValue, String>
     }
 }
 
+/// A JSON object's entries in the order of the text.
+struct Entries(Vec<(String, Value)>);
+
+impl<'de> Deserialize<'de> for Entries {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Entries;
+            fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                f.write_str("a JSON object of point name to value")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Entries, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry::<String, Value>()? {
+                    entries.push(entry);
+                }
+                Ok(Entries(entries))
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
+}
+
 async fn device_write(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -550,12 +577,24 @@ async fn device_write(
             format!("the body is not JSON ({error}); send an object of point name to value, e.g. {{\"setpoint\": 42.5}}"),
         )
     })?;
-    let Value::Object(writes) = parsed else {
+    let Value::Object(_) = parsed else {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "send a JSON object of point name to value, e.g. {\"setpoint\": 42.5}",
         ));
     };
+    // The points are written in the order the body names them (a set-point before the start
+    // command), which `serde_json::Map` would sort away.
+    let writes = serde_json::from_slice::<Entries>(&body)
+        .map_err(|error| ApiError::new(StatusCode::BAD_REQUEST, error.to_string()))?
+        .0;
+    let mut named = std::collections::BTreeSet::new();
+    if let Some((twice, _)) = writes.iter().find(|(name, _)| !named.insert(name)) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("point {twice:?} is named twice in the object; name each point once"),
+        ));
+    }
     if writes.is_empty() {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -611,7 +650,8 @@ async fn device_write(
         }
     }
     let skipped: Vec<&String> = writes
-        .keys()
+        .iter()
+        .map(|(point, _)| point)
         .filter(|point| {
             !written.contains_key(*point) && failure.as_ref().is_none_or(|(p, _)| p != *point)
         })

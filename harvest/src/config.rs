@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use modbus_stack::frame::Framing;
 use modbus_stack::frame::rtu::{Parity, StopBits};
-use modbus_stack::harvest::{DEFAULT_HISTORY, DeviceConfig, Link};
+use modbus_stack::harvest::{Backoff, DEFAULT_HISTORY, DeviceConfig, Link};
 use modbus_stack::point::{DeviceLimits, MapError, Point, PointKind, PointMap, Table};
 use modbus_stack::transport::serial;
 use modbus_stack::value::{DataType, Order, Scale, StringFormat};
@@ -117,7 +117,12 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigErrors> {
         }])
     })?;
     let raw: RawFile = serde_path_to_error::deserialize(deserializer).map_err(|error| {
-        let path = error.path().to_string();
+        // A `Spanned` field's type error names serde_spanned's private inner field: the field
+        // itself is what a person wrote.
+        let path = error
+            .path()
+            .to_string()
+            .replace(".$__serde_spanned_private_value", "");
         let inner = error.into_inner();
         let (line, column) = inner.span().map_or((1, 1), locate);
         ConfigErrors(vec![ConfigError {
@@ -125,7 +130,12 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigErrors> {
             line,
             column,
             path: if path == "." { String::new() } else { path },
-            message: inner.message().trim().to_string(),
+            // Rust's type names mean nothing in a TOML file.
+            message: inner
+                .message()
+                .trim()
+                .replace("expected i64", "expected a whole number")
+                .replace("expected f64", "expected a number"),
         }])
     })?;
     let mut checker = Checker {
@@ -481,6 +491,29 @@ impl Checker<'_> {
             .as_ref()
             .and_then(|value| self.integer(value, format!("{path}.history"), 1, 1_000_000))
             .unwrap_or(history);
+        let pause_after_connect = self.duration(
+            raw.pause_after_connect.as_ref(),
+            format!("{path}.pause_after_connect"),
+            Duration::ZERO,
+        );
+        let frame_gap = self.duration(
+            raw.frame_gap.as_ref(),
+            format!("{path}.frame_gap"),
+            Duration::ZERO,
+        );
+        let default_backoff = Backoff::default();
+        let backoff = Backoff {
+            initial: self.duration(
+                raw.backoff_initial.as_ref(),
+                format!("{path}.backoff_initial"),
+                default_backoff.initial,
+            ),
+            max: self.duration(
+                raw.backoff_max.as_ref(),
+                format!("{path}.backoff_max"),
+                default_backoff.max,
+            ),
+        };
         let mut points = Vec::new();
         let mut writable = BTreeSet::new();
         let mut name_spans = Vec::new();
@@ -546,26 +579,9 @@ impl Checker<'_> {
         config.limits = limits;
         config.history = device_history;
         config.enabled = raw.enabled.unwrap_or(true);
-        config.pause_after_connect = self.duration(
-            raw.pause_after_connect.as_ref(),
-            format!("{path}.pause_after_connect"),
-            Duration::ZERO,
-        );
-        config.frame_gap = self.duration(
-            raw.frame_gap.as_ref(),
-            format!("{path}.frame_gap"),
-            Duration::ZERO,
-        );
-        config.backoff.initial = self.duration(
-            raw.backoff_initial.as_ref(),
-            format!("{path}.backoff_initial"),
-            config.backoff.initial,
-        );
-        config.backoff.max = self.duration(
-            raw.backoff_max.as_ref(),
-            format!("{path}.backoff_max"),
-            config.backoff.max,
-        );
+        config.pause_after_connect = pause_after_connect;
+        config.frame_gap = frame_gap;
+        config.backoff = backoff;
         // The planner's own checks (a point longer than the read limit, a skipped register
         // inside a point), reported at the device.
         let plan_config = modbus_stack::point::PlanConfig {

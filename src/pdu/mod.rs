@@ -40,6 +40,7 @@ pub use function::{EXCEPTION_BIT, FunctionCode};
 pub use list::{WireItem, WireList, WireListIter};
 pub use payload::{CoilIter, Coils, RegisterIter, Registers};
 pub use request::{MAX_FILE_READ_GROUPS, Request};
+pub(crate) use response::BulkRead;
 pub use response::{MAX_EVENT_LOG_LEN, Response};
 
 /// Largest PDU any transport carries: 256-byte RTU ADU minus address and CRC.

@@ -170,6 +170,39 @@ pub enum Response<'a> {
     Exception(ExceptionResponse),
 }
 
+/// What a bulk read (FC 01, 02, 03, 04, 23) expects back: its function and how many items it
+/// asked for. All the fast path of [`Response::decode`] needs of the request, small enough to
+/// keep beside a request in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BulkRead {
+    function: FunctionCode,
+    quantity: u16,
+}
+
+impl BulkRead {
+    /// The bulk read `request` is, if it is one.
+    #[must_use]
+    pub(crate) const fn of(request: &Request<'_>) -> Option<Self> {
+        let (function, quantity) = match *request {
+            Request::ReadCoils { quantity, .. } => (FunctionCode::ReadCoils, quantity),
+            Request::ReadDiscreteInputs { quantity, .. } => {
+                (FunctionCode::ReadDiscreteInputs, quantity)
+            }
+            Request::ReadHoldingRegisters { quantity, .. } => {
+                (FunctionCode::ReadHoldingRegisters, quantity)
+            }
+            Request::ReadInputRegisters { quantity, .. } => {
+                (FunctionCode::ReadInputRegisters, quantity)
+            }
+            Request::ReadWriteMultipleRegisters { read_quantity, .. } => {
+                (FunctionCode::ReadWriteMultipleRegisters, read_quantity)
+            }
+            _ => return None,
+        };
+        Some(Self { function, quantity })
+    }
+}
+
 impl<'a> Response<'a> {
     /// Decodes `pdu` as the response to `request`, checking byte counts, echoes and
     /// quantities against it exactly (`modbus-reference.md` §3.4).
@@ -181,53 +214,45 @@ impl<'a> Response<'a> {
         // Fast path for well-formed bulk read responses: the value is built straight into the
         // result. Anything it does not accept falls through to `decode_checked`, which finds
         // the error in decision order (or accepts the PDU, with the same result).
-        match *request {
-            Request::ReadCoils { quantity, .. } => {
-                let quantity = usize::from(quantity);
-                if let Some(bytes) =
-                    bulk_payload(pdu, FunctionCode::ReadCoils, quantity.div_ceil(8))
-                {
-                    if let Ok(values) = Coils::new(bytes, quantity) {
-                        return Ok(Self::ReadCoils { values });
-                    }
-                }
-            }
-            Request::ReadDiscreteInputs { quantity, .. } => {
-                let quantity = usize::from(quantity);
-                let function = FunctionCode::ReadDiscreteInputs;
-                if let Some(bytes) = bulk_payload(pdu, function, quantity.div_ceil(8)) {
-                    if let Ok(values) = Coils::new(bytes, quantity) {
-                        return Ok(Self::ReadDiscreteInputs { values });
-                    }
-                }
-            }
-            Request::ReadHoldingRegisters { quantity, .. } => {
-                let function = FunctionCode::ReadHoldingRegisters;
-                if let Some(bytes) = bulk_payload(pdu, function, register_bytes(quantity)) {
-                    if let Ok(values) = Registers::try_from(bytes) {
-                        return Ok(Self::ReadHoldingRegisters { values });
-                    }
-                }
-            }
-            Request::ReadInputRegisters { quantity, .. } => {
-                let function = FunctionCode::ReadInputRegisters;
-                if let Some(bytes) = bulk_payload(pdu, function, register_bytes(quantity)) {
-                    if let Ok(values) = Registers::try_from(bytes) {
-                        return Ok(Self::ReadInputRegisters { values });
-                    }
-                }
-            }
-            Request::ReadWriteMultipleRegisters { read_quantity, .. } => {
-                let function = FunctionCode::ReadWriteMultipleRegisters;
-                if let Some(bytes) = bulk_payload(pdu, function, register_bytes(read_quantity)) {
-                    if let Ok(values) = Registers::try_from(bytes) {
-                        return Ok(Self::ReadWriteMultipleRegisters { values });
-                    }
-                }
-            }
-            _ => {}
+        if let Some(response) = BulkRead::of(request).and_then(|bulk| Self::decode_bulk(pdu, bulk))
+        {
+            return Ok(response);
         }
         Self::decode_checked(pdu, request)
+    }
+
+    /// The fast path of [`decode`](Self::decode) for a bulk read: the response if `pdu` is a
+    /// well-formed answer to it, else `None` (an exception or an error, for `decode` to name).
+    /// A client that kept `bulk` from its request needs no second decode of the request.
+    #[must_use]
+    pub(crate) fn decode_bulk(pdu: &'a [u8], bulk: BulkRead) -> Option<Self> {
+        let BulkRead { function, quantity } = bulk;
+        let bits = usize::from(quantity);
+        match function {
+            FunctionCode::ReadCoils | FunctionCode::ReadDiscreteInputs => {
+                let values =
+                    Coils::new(bulk_payload(pdu, function, bits.div_ceil(8))?, bits).ok()?;
+                Some(if function == FunctionCode::ReadCoils {
+                    Self::ReadCoils { values }
+                } else {
+                    Self::ReadDiscreteInputs { values }
+                })
+            }
+            _ => {
+                let bytes = bulk_payload(pdu, function, register_bytes(quantity))?;
+                let values = Registers::try_from(bytes).ok()?;
+                match function {
+                    FunctionCode::ReadHoldingRegisters => {
+                        Some(Self::ReadHoldingRegisters { values })
+                    }
+                    FunctionCode::ReadInputRegisters => Some(Self::ReadInputRegisters { values }),
+                    FunctionCode::ReadWriteMultipleRegisters => {
+                        Some(Self::ReadWriteMultipleRegisters { values })
+                    }
+                    _ => None,
+                }
+            }
+        }
     }
 
     /// [`decode`](Self::decode) without the fast path: every function, every check, in
@@ -961,4 +986,65 @@ fn decode_diagnostics<'a>(
             DiagnosticsResponse::ClearOverrunCounterAndFlag
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::{BulkRead, Request, Response};
+
+    /// The fast path agrees with the checked decoder: same response when it accepts, and it
+    /// declines whatever the checked decoder rejects or reads as an exception.
+    #[test]
+    fn the_bulk_fast_path_agrees_with_the_checked_decoder() {
+        let requests = [
+            Request::ReadCoils {
+                address: 0,
+                quantity: 10,
+            },
+            Request::ReadDiscreteInputs {
+                address: 0,
+                quantity: 8,
+            },
+            Request::ReadHoldingRegisters {
+                address: 0,
+                quantity: 2,
+            },
+            Request::ReadInputRegisters {
+                address: 0,
+                quantity: 1,
+            },
+        ];
+        let pdus: [&[u8]; 9] = [
+            &[0x01, 2, 0xFF, 0x03],
+            &[0x02, 1, 0xA5],
+            &[0x03, 4, 0, 1, 0, 2],
+            &[0x04, 2, 0x12, 0x34],
+            &[0x03, 2, 0, 1],
+            &[0x83, 2],
+            &[0x01, 2, 0xFF],
+            &[0x04, 2, 0x12, 0x34, 0],
+            &[0x02, 1],
+        ];
+        let mut accepted = 0;
+        for request in &requests {
+            let bulk = BulkRead::of(request).unwrap();
+            for pdu in pdus {
+                let checked = Response::decode_checked(pdu, request);
+                match Response::decode_bulk(pdu, bulk) {
+                    Some(fast) => {
+                        assert_eq!(Ok(fast), checked, "{request:?} {pdu:02X?}");
+                        accepted += 1;
+                    }
+                    None => assert!(
+                        !matches!(checked, Ok(ref r) if !matches!(r, Response::Exception(_))),
+                        "{request:?} {pdu:02X?}: the fast path declined {checked:?}"
+                    ),
+                }
+            }
+        }
+        assert_eq!(accepted, 4);
+        assert!(BulkRead::of(&Request::ReadExceptionStatus).is_none());
+    }
 }

@@ -29,7 +29,7 @@ use core::time::Duration;
 
 use crate::error::{DecodeError, EncodeError, FrameError};
 use crate::frame::{self, Framing, Role, ascii, rtu, tcp};
-use crate::pdu::{FunctionCode, MAX_PDU_LEN, Request, Response};
+use crate::pdu::{BulkRead, FunctionCode, MAX_PDU_LEN, Request, Response};
 use crate::time::Instant;
 
 mod retry;
@@ -38,7 +38,7 @@ mod table;
 mod tests;
 
 pub use retry::RetryPolicy;
-use table::{Discards, Outcome, Slot, State, Table, TransactionIds, sent_request};
+use table::{Discards, Outcome, Slot, State, Table, TransactionIds};
 
 /// Unit id of a broadcast on a serial line (and on RTU over TCP, which carries serial ADUs).
 pub const BROADCAST_UNIT_ID: u8 = 0;
@@ -394,6 +394,7 @@ impl<const N: usize> ClientSession<N> {
             expects_response: request.expects_response(),
             request_len,
             response_len: 0,
+            bulk: BulkRead::of(request),
         };
         self.table.occupy(index, slot);
         Ok(TransactionId(id))
@@ -678,9 +679,7 @@ impl<const N: usize> ClientSession<N> {
         let table = &self.table;
         Some(match outcome {
             Outcome::Response { unit_id } => {
-                match sent_request(table.request_pdu(index))
-                    .and_then(|request| Response::decode(table.response_pdu(index), &request))
-                {
+                match table.decode_response(index, table.response_pdu(index)) {
                     Ok(response) => Event::Response {
                         id,
                         unit_id,

@@ -3,7 +3,7 @@
 //! transaction ids.
 
 use crate::error::DecodeError;
-use crate::pdu::{FunctionCode, MAX_PDU_LEN, Request, Response};
+use crate::pdu::{BulkRead, FunctionCode, MAX_PDU_LEN, Request, Response};
 use crate::time::Instant;
 
 use super::{AbortCause, DiscardReason, TransactionId};
@@ -73,6 +73,9 @@ pub(super) struct Slot {
     pub(super) expects_response: bool,
     pub(super) request_len: u8,
     pub(super) response_len: u8,
+    /// The request's bulk-read shape, kept so its answer decodes without decoding the request
+    /// again; `None` for other requests.
+    pub(super) bulk: Option<BulkRead>,
 }
 
 impl Slot {
@@ -89,6 +92,7 @@ impl Slot {
         expects_response: true,
         request_len: 0,
         response_len: 0,
+        bulk: None,
     };
 }
 
@@ -153,6 +157,21 @@ impl<const N: usize> Table<N> {
                 _ => break,
             }
         }
+    }
+
+    /// `pdu` decoded against the request in slot `index`: straight from the slot's bulk-read
+    /// shape when the answer is a well-formed bulk read, else against the request decoded from
+    /// the slot's bytes (which also names any error in decision order).
+    pub(super) fn decode_response<'a>(
+        &self,
+        index: usize,
+        pdu: &'a [u8],
+    ) -> Result<Response<'a>, DecodeError> {
+        let bulk = self.slots.get(index).and_then(|slot| slot.bulk);
+        if let Some(response) = bulk.and_then(|bulk| Response::decode_bulk(pdu, bulk)) {
+            return Ok(response);
+        }
+        sent_request(self.request_pdu(index)).and_then(|request| Response::decode(pdu, &request))
     }
 
     pub(super) fn request_pdu(&self, index: usize) -> &[u8] {
@@ -236,8 +255,7 @@ impl<const N: usize> Table<N> {
         // protocol error (§3.4). Without one, a frame that does not fit is most likely a late
         // answer to an earlier request: drop it and keep waiting for the right one (§8.8).
         if !pipelined {
-            let decoded = sent_request(self.request_pdu(index))
-                .and_then(|request| Response::decode(pdu, &request).map(|_| ()));
+            let decoded = self.decode_response(index, pdu).map(|_| ());
             if let Err(error) = decoded {
                 discards.push(DiscardReason::Mismatch(error));
                 return;
@@ -349,7 +367,7 @@ impl TransactionIds {
 /// with quantity 126, to provoke exception 03) does not decode as that function; it is then
 /// taken back as the `Custom` request it was, so the server's exception (or any answer with the
 /// right function byte) is matched instead of being refused as an invalid response.
-pub(super) fn sent_request(pdu: &[u8]) -> Result<Request<'_>, DecodeError> {
+fn sent_request(pdu: &[u8]) -> Result<Request<'_>, DecodeError> {
     Request::decode(pdu).or_else(|error| match pdu.split_first() {
         Some((&function, data)) => Ok(Request::Custom {
             function: FunctionCode::from(function),

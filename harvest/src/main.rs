@@ -25,8 +25,8 @@ struct Args {
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
     /// Stop after this many seconds (for scripts and CI); otherwise run until Ctrl-C or SIGTERM.
-    #[arg(long, value_name = "SECONDS")]
-    run_for: Option<f64>,
+    #[arg(long, value_name = "SECONDS", value_parser = seconds)]
+    run_for: Option<Duration>,
     /// Check the configuration file and exit.
     #[arg(long)]
     check: bool,
@@ -42,6 +42,14 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    // Before anything starts: a stop requested during start-up is a clean stop once it is up.
+    let signals = match Signals::listen() {
+        Ok(signals) => signals,
+        Err(error) => {
+            tracing::error!("cannot listen for Ctrl-C and SIGTERM: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     let (devices, listen, mut demo) = match &args.config {
         Some(path) => match config::load(path) {
             Ok(config) => (config.devices, config.listen, None),
@@ -87,7 +95,7 @@ fn main() -> ExitCode {
     };
     // The one line for people and scripts on stdout: where to look.
     println!("harvest: open http://{}/", service.addr());
-    let reason = wait(args.run_for);
+    let reason = signals.wait(args.run_for);
     tracing::info!("stopping ({reason})");
     let result = service.stop();
     if let Some(demo) = demo.as_mut() {
@@ -105,38 +113,76 @@ fn main() -> ExitCode {
     }
 }
 
-/// Waits for Ctrl-C, SIGTERM or the end of `--run-for`; says which.
-fn wait(run_for: Option<f64>) -> &'static str {
-    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    else {
-        return "no signal handling available";
-    };
-    runtime.block_on(async {
-        let limit = async {
-            match run_for.and_then(|s| Duration::try_from_secs_f64(s).ok()) {
-                Some(duration) => tokio::time::sleep(duration).await,
-                None => std::future::pending().await,
-            }
+/// `--run-for`: a number of seconds, 0 or more. A negative or NaN value is refused rather
+/// than taken as "run forever".
+fn seconds(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds, e.g. 2 or 0.5"))?;
+    Duration::try_from_secs_f64(seconds)
+        .map_err(|_| format!("{text} is not a time to run: give a number of seconds, 0 or more"))
+}
+
+/// Ctrl-C and SIGTERM, listened for from creation on: a signal that arrives before [`wait`]
+/// (say, right after the URL is printed) is still seen there, instead of killing the process
+/// by the default action before the service and simulators are stopped.
+struct Signals {
+    runtime: tokio::runtime::Runtime,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn listen() -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        #[cfg(unix)]
+        let (interrupt, terminate) = {
+            use tokio::signal::unix::{SignalKind, signal};
+            let _context = runtime.enter();
+            (
+                signal(SignalKind::interrupt())?,
+                signal(SignalKind::terminate())?,
+            )
         };
-        let terminate = async {
+        Ok(Self {
+            runtime,
+            #[cfg(unix)]
+            interrupt,
+            #[cfg(unix)]
+            terminate,
+        })
+    }
+
+    /// Waits for Ctrl-C, SIGTERM or the end of `run_for`; says which.
+    #[cfg_attr(not(unix), allow(unused_mut))]
+    fn wait(mut self, run_for: Option<Duration>) -> &'static str {
+        self.runtime.block_on(async {
+            let limit = async {
+                match run_for {
+                    Some(duration) => tokio::time::sleep(duration).await,
+                    None => std::future::pending().await,
+                }
+            };
             #[cfg(unix)]
             {
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(mut signal) => {
-                        signal.recv().await;
-                    }
-                    Err(_) => std::future::pending().await,
+                tokio::select! {
+                    _ = self.interrupt.recv() => "Ctrl-C",
+                    _ = self.terminate.recv() => "SIGTERM",
+                    () = limit => "--run-for elapsed",
                 }
             }
             #[cfg(not(unix))]
-            std::future::pending::<()>().await;
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => "Ctrl-C",
-            () = terminate => "SIGTERM",
-            () = limit => "--run-for elapsed",
-        }
-    })
+            {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => "Ctrl-C",
+                    () = limit => "--run-for elapsed",
+                }
+            }
+        })
+    }
 }

@@ -1,150 +1,469 @@
-//! The `harvest` binary as an operator runs it: on its embedded simulators it prints the URL,
-//! serves the three demo devices, and stops cleanly after `--run-for` and on SIGTERM;
-//! `--check` passes the shipped files and fails a broken one with `file:line:col`.
+//! The `harvest` binary as an operator runs it: without a file it runs the embedded demo,
+//! prints its URL and serves the three demo devices; with a file it polls the devices the
+//! file names; it stops cleanly (exit 0) after `--run-for`, on SIGTERM and on Ctrl-C
+//! (SIGINT); `--check` passes the shipped files and fails a broken one with every
+//! `file:line:col: field: message`; an address in use and a bad `--run-for` are refused.
+//!
+//! Every child is killed by a guard if its test fails; every wait is bounded.
 
-use std::io::{BufRead, BufReader, Read};
-use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::thread;
 use std::time::{Duration, Instant};
 
-/// Kills the service if a test ends early.
-struct Guard(Child);
+use modbus_stack::server::tcp::{Config, TcpServer};
+use modbus_stack::sim;
+use serde_json::{Value, json};
 
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+/// Longest wait for the binary to start or to stop on its own. The machine is shared with
+/// other builds, so it is generous; every wait ends as soon as its condition holds.
+const PATIENCE: Duration = Duration::from_secs(30);
+/// How soon a signalled service must have exited.
+const PROMPT: Duration = Duration::from_secs(10);
 
 fn harvest() -> Command {
     Command::new(env!("CARGO_BIN_EXE_harvest"))
 }
 
-/// Starts the service on the demo; returns it and the URL it printed.
-fn start(extra: &[&str]) -> (Guard, String) {
-    let mut child = Guard(
-        harvest()
-            .args(["--listen", "127.0.0.1:0"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut stdout = BufReader::new(child.0.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("harvest: open ")
-        .unwrap_or_else(|| panic!("no URL line: {line:?}"))
-        .to_owned();
-    (child, url)
+/// A fresh directory for one test's files.
+fn temp_dir(test: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("binary")
+        .join(test);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create the temporary directory");
+    dir
 }
 
-/// Waits at most `limit` for the process to exit.
-fn wait(child: &mut Guard, limit: Duration) -> ExitStatus {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            return status;
+/// A running `harvest`, killed and reaped when dropped (a failed test included). Its log goes
+/// to a file, so a full pipe can never stall it; its stdout is drained by a thread.
+struct Running {
+    child: Child,
+    log: PathBuf,
+    stdout: Receiver<String>,
+    started: Instant,
+}
+
+impl Running {
+    fn spawn(test: &str, args: &[&str]) -> Self {
+        let log = temp_dir(test).join("stderr.log");
+        let mut child = harvest()
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(File::create(&log).expect("create the log file"))
+            .spawn()
+            .expect("start harvest");
+        let started = Instant::now();
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (lines, receiver) = mpsc::channel();
+        // Ends at the child's exit (end of file), or when the test is gone.
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            child,
+            log,
+            stdout: receiver,
+            started,
         }
-        assert!(started.elapsed() < limit, "still running after {limit:?}");
-        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    /// The URL from the one line the service prints on stdout.
+    fn url(&self) -> String {
+        let line = self.stdout.recv_timeout(PATIENCE).unwrap_or_else(|_| {
+            panic!("no URL line within {PATIENCE:?}; log:\n{}", self.log_text())
+        });
+        line.strip_prefix("harvest: open ")
+            .unwrap_or_else(|| panic!("not the URL line: {line:?}"))
+            .to_owned()
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn signal(&self, name: &str) {
+        let sent = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -{name}");
+    }
+
+    /// Waits at most `limit` for the child to exit.
+    fn exit_within(&mut self, limit: Duration) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("poll the child") {
+                return status;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "still running after {limit:?}; log:\n{}",
+                self.log_text()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
-fn stderr_of(child: &mut Guard) -> String {
-    let mut text = String::new();
-    child
-        .0
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut text)
-        .unwrap();
-    text
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(20)))
+        .proxy(None)
+        .build()
+        .into()
+}
+
+fn get_json(url: &str) -> (u16, Value) {
+    let mut response = agent().get(url).call().expect("GET");
+    let status = response.status().as_u16();
+    let body = response.body_mut().read_json().expect("a JSON body");
+    (status, body)
 }
 
 fn device_names(url: &str) -> Vec<String> {
-    let mut response = ureq::get(&format!("{url}api/devices")).call().unwrap();
-    let body: serde_json::Value = response.body_mut().read_json().unwrap();
+    let (status, body) = get_json(&format!("{url}api/devices"));
+    assert_eq!(status, 200, "{body}");
     let mut names: Vec<String> = body["devices"]
         .as_array()
-        .unwrap()
+        .expect("devices")
         .iter()
-        .map(|d| d["name"].as_str().unwrap().to_owned())
+        .map(|d| d["name"].as_str().expect("a name").to_owned())
         .collect();
     names.sort();
     names
 }
 
+/// Waits until `condition` holds for `GET url`.
+fn wait_for(url: &str, what: &str, condition: impl Fn(&Value) -> bool) -> Value {
+    let start = Instant::now();
+    loop {
+        let (status, body) = get_json(url);
+        if status == 200 && condition(&body) {
+            return body;
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "timed out waiting for {what}: {body}"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Asserts nothing accepts connections at the URL's address any more.
+fn assert_closed(url: &str) {
+    let addr: SocketAddr = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .expect("the URL has an address");
+    assert!(
+        TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_err(),
+        "{addr} still accepts connections after the exit"
+    );
+}
+
+fn run(args: &[&str]) -> Output {
+    // `output` waits for the exit: these runs stop on their own (check, refusals).
+    let mut child = harvest()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start harvest");
+    let start = Instant::now();
+    while child.try_wait().expect("poll").is_none() {
+        if start.elapsed() > PATIENCE {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("harvest {args:?} did not exit within {PATIENCE:?}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("collect the output")
+}
+
 #[test]
-fn on_the_demo_it_serves_and_stops_after_run_for() {
-    let (mut child, url) = start(&["--run-for", "2"]);
-    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+fn on_the_demo_it_prints_its_url_serves_and_stops_after_run_for() {
+    let mut harvest = Running::spawn("run_for", &["--listen", "127.0.0.1:0", "--run-for", "3"]);
+    let url = harvest.url();
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.ends_with('/'),
+        "{url}"
+    );
+    assert_ne!(url, "http://127.0.0.1:0/", "the port actually bound");
     assert_eq!(device_names(&url), ["meter-1", "meter-2", "plc"]);
-    let status = wait(&mut child, Duration::from_secs(10));
-    assert!(status.success(), "{status}");
-    let log = stderr_of(&mut child);
+    let status = harvest.exit_within(PATIENCE);
+    assert!(status.success(), "{status}; log:\n{}", harvest.log_text());
+    assert!(
+        harvest.started.elapsed() >= Duration::from_secs(3),
+        "it ran for the time it was given"
+    );
+    let log = harvest.log_text();
+    assert!(log.contains("running on embedded simulators"), "{log}");
+    assert!(log.contains(&format!("serving {url}")), "{log}");
     assert!(log.contains("stopping (--run-for elapsed)"), "{log}");
-    assert!(log.contains("stopped"), "{log}");
+    assert!(log.trim_end().ends_with("stopped"), "{log}");
+    assert!(!log.contains("ERROR"), "{log}");
+    assert_closed(&url);
 }
 
 #[test]
 fn sigterm_stops_it_cleanly_and_promptly() {
-    let (mut child, url) = start(&[]);
-    assert_eq!(device_names(&url).len(), 3);
+    let mut harvest = Running::spawn("sigterm", &["--listen", "127.0.0.1:0"]);
+    let url = harvest.url();
+    // Running for real: the PLC and both meters polled and good.
+    for device in ["plc", "meter-1", "meter-2"] {
+        wait_for(
+            &format!("{url}api/devices/{device}/data"),
+            &format!("{device} polled"),
+            |data| {
+                data["points"]
+                    .as_array()
+                    .is_some_and(|points| points.iter().all(|p| p["quality"] == "good"))
+            },
+        );
+    }
     let sent = Instant::now();
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let status = wait(&mut child, Duration::from_secs(5));
-    assert!(status.success(), "{status}");
-    assert!(
-        sent.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        sent.elapsed()
-    );
-    let log = stderr_of(&mut child);
+    harvest.signal("TERM");
+    let status = harvest.exit_within(PROMPT);
+    assert!(status.success(), "{status}; log:\n{}", harvest.log_text());
+    assert!(sent.elapsed() < PROMPT);
+    let log = harvest.log_text();
     assert!(log.contains("stopping (SIGTERM)"), "{log}");
+    assert!(log.trim_end().ends_with("stopped"), "{log}");
+    assert_closed(&url);
 }
 
 #[test]
-fn check_passes_the_shipped_files_and_names_the_place_of_an_error() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
-    for file in ["plant.toml", "simulator.toml"] {
-        let output = harvest()
-            .args(["--check", "--config"])
-            .arg(dir.join(file))
-            .output()
-            .unwrap();
+fn ctrl_c_stops_it_cleanly() {
+    let mut harvest = Running::spawn("sigint", &["--listen", "127.0.0.1:0"]);
+    let url = harvest.url();
+    assert_eq!(device_names(&url).len(), 3);
+    harvest.signal("INT");
+    let status = harvest.exit_within(PROMPT);
+    assert!(status.success(), "{status}; log:\n{}", harvest.log_text());
+    let log = harvest.log_text();
+    assert!(log.contains("stopping (Ctrl-C)"), "{log}");
+    assert!(log.trim_end().ends_with("stopped"), "{log}");
+}
+
+#[test]
+fn a_signal_right_after_the_url_still_stops_it_cleanly() {
+    // The earliest moment a script can act: the URL line. The signal must be handled by then.
+    for attempt in 0..5 {
+        let mut harvest = Running::spawn("early_signal", &["--listen", "127.0.0.1:0"]);
+        let _ = harvest.url();
+        harvest.signal("TERM");
+        let status = harvest.exit_within(PROMPT);
         assert!(
-            output.status.success(),
-            "{file}: {}",
-            String::from_utf8_lossy(&output.stderr)
+            status.success(),
+            "attempt {attempt}: {status}; log:\n{}",
+            harvest.log_text()
         );
     }
-    let broken = Path::new(env!("CARGO_TARGET_TMPDIR")).join("broken.toml");
+}
+
+#[test]
+fn a_configuration_file_is_polled_served_and_written() {
+    let store = sim::store();
+    store.write_holding_registers(0, &[321]).expect("in range");
+    let server = TcpServer::bind("127.0.0.1:0", Config::tcp())
+        .and_then(|server| server.spawn(store.clone()))
+        .expect("start the simulator");
+    // The file's own listen address is taken: `--listen` must win over it.
+    let occupied = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let dir = temp_dir("with_config");
+    let file = dir.join("boiler.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"[service]
+listen = "{occupied}"
+
+[[devices]]
+name = "boiler"
+connection = "tcp"
+address = "127.0.0.1"
+port = {port}
+unit_id = 1
+poll_interval = "200ms"
+
+  [[devices.points]]
+  name = "setpoint"
+  register = 40001
+  type = "u16"
+  access = "read-write"
+
+  [[devices.points]]
+  name = "ir100"
+  register = 30101
+  type = "u16"
+"#,
+            occupied = occupied.local_addr().unwrap(),
+            port = server.local_addr().port()
+        ),
+    )
+    .expect("write the file");
+    let mut harvest = Running::spawn(
+        "with_config_run",
+        &[
+            "--config",
+            file.to_str().expect("a UTF-8 path"),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+    );
+    let url = harvest.url();
+    assert_eq!(device_names(&url), ["boiler"]);
+    let data = wait_for(&format!("{url}api/devices/boiler/data"), "a poll", |d| {
+        d["points"][0]["quality"] == "good"
+    });
+    assert_eq!(data["points"][0]["value"], 321, "{data}");
+    assert_eq!(data["points"][1]["value"], 100, "{data}");
+    let mut response = agent()
+        .post(format!("{url}api/devices/boiler/write"))
+        .send_json(json!({ "setpoint": 654 }))
+        .expect("POST");
+    assert_eq!(response.status().as_u16(), 200);
+    let body: Value = response.body_mut().read_json().expect("JSON");
+    assert_eq!(body["written"]["setpoint"]["value"], 654);
+    assert_eq!(store.holding_registers(0, 1).unwrap(), [654]);
+
+    harvest.signal("TERM");
+    let status = harvest.exit_within(PROMPT);
+    assert!(status.success(), "{status}; log:\n{}", harvest.log_text());
+    drop(occupied);
+    server.shutdown().expect("stop the simulator");
+}
+
+#[test]
+fn without_listen_the_files_address_is_served() {
+    let free = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let dir = temp_dir("file_listen");
+    let file = dir.join("plant.toml");
+    // The device is not there: the service starts anyway and reports it.
+    std::fs::write(
+        &file,
+        format!(
+            "[service]\nlisten = \"{free}\"\n\n[[devices]]\nname = \"away\"\nconnection = \"tcp\"\naddress = \"127.0.0.1\"\nport = 9\nunit_id = 1\n\n  [[devices.points]]\n  name = \"p\"\n  register = 40001\n  type = \"u16\"\n"
+        ),
+    )
+    .expect("write the file");
+    let mut harvest = Running::spawn(
+        "file_listen_run",
+        &[
+            "--config",
+            file.to_str().expect("a UTF-8 path"),
+            "--run-for",
+            "1.5",
+        ],
+    );
+    assert_eq!(harvest.url(), format!("http://{free}/"));
+    let status = harvest.exit_within(PATIENCE);
+    assert!(status.success(), "{status}; log:\n{}", harvest.log_text());
+}
+
+#[test]
+fn check_passes_the_shipped_files() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    for (file, devices) in [("plant.toml", 4), ("simulator.toml", 2)] {
+        let path = dir.join(file);
+        let output = run(&["--check", "--config", path.to_str().expect("UTF-8")]);
+        let log = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{file}: {log}");
+        assert!(
+            log.contains(&format!("configuration is valid: {devices} devices")),
+            "{file}: {log}"
+        );
+        assert!(output.stdout.is_empty(), "nothing was served");
+    }
+}
+
+#[test]
+fn check_fails_a_broken_file_with_every_error_and_its_place() {
+    let broken = temp_dir("check_broken").join("broken.toml");
     std::fs::write(
         &broken,
-        "[[devices]]\nname = \"m\"\nconnection = \"tcp\"\naddress = \"127.0.0.1\"\nunit_id = 1\n\n  [[devices.points]]\n  name = \"p\"\n  register = 40001\n  type = \"f33\"\n",
+        "[[devices]]\nname = \"m\"\nconnection = \"tcp\"\naddress = \"127.0.0.1\"\nunit_id = 1\npoll_interval = \"often\"\n\n  [[devices.points]]\n  name = \"p\"\n  register = 40001\n  type = \"f33\"\n",
     )
-    .unwrap();
-    let output = harvest()
-        .args(["--check", "--config"])
-        .arg(&broken)
-        .output()
-        .unwrap();
+    .expect("write the file");
+    let output = run(&["--check", "--config", broken.to_str().expect("UTF-8")]);
     assert_eq!(output.status.code(), Some(2));
     let log = String::from_utf8_lossy(&output.stderr);
-    let place = format!(
-        "{}:10:10: devices[0].points[0].type: unknown data type \"f33\"",
-        broken.display()
+    let file = broken.display();
+    for place in [
+        format!("{file}:6:17: devices[0].poll_interval: \"often\" is not a duration"),
+        format!(
+            "{file}:11:10: devices[0].points[0].type: unknown data type \"f33\", expected one of"
+        ),
+        format!("2 error(s) in {file}; nothing was started"),
+    ] {
+        assert!(log.contains(&place), "{place:?} missing from:\n{log}");
+    }
+    assert!(output.stdout.is_empty(), "no URL: nothing was served");
+
+    // The same file without --check: refused the same way, nothing started.
+    let output = run(&[
+        "--config",
+        broken.to_str().expect("UTF-8"),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(output.stdout.is_empty());
+
+    let absent = broken.with_file_name("absent.toml");
+    let output = run(&["--check", "--config", absent.to_str().expect("UTF-8")]);
+    assert_eq!(output.status.code(), Some(2));
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        log.contains(&format!("{}:1:1: cannot read the file", absent.display())),
+        "{log}"
     );
-    assert!(log.contains(&place), "{log}");
-    assert!(log.contains("nothing was started"), "{log}");
+}
+
+#[test]
+fn an_address_in_use_and_a_bad_run_for_are_refused() {
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().unwrap().to_string();
+    let output = run(&["--listen", &addr, "--run-for", "5"]);
+    assert_eq!(output.status.code(), Some(1));
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        log.contains(&format!("cannot start the service on {addr}")),
+        "{log}"
+    );
+    assert!(output.stdout.is_empty());
+    drop(taken);
+
+    for bad in ["--run-for=-1", "--run-for=NaN", "--run-for=soon"] {
+        let output = run(&["--listen", "127.0.0.1:0", bad]);
+        assert_eq!(output.status.code(), Some(2), "{bad}");
+        let log = String::from_utf8_lossy(&output.stderr);
+        assert!(log.contains("--run-for"), "{bad}: {log}");
+        assert!(output.stdout.is_empty(), "{bad}: nothing was served");
+    }
 }

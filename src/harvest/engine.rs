@@ -4,7 +4,7 @@
 use std::boxed::Box;
 use std::collections::BTreeMap;
 use std::string::{String, ToString};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::thread::JoinHandle;
@@ -197,6 +197,10 @@ struct Subscriber {
 /// What every worker shares with the handle.
 pub(super) struct Shared {
     pub(super) stop: AtomicBool,
+    /// Devices added so far, engine-wide: each one's first poll takes the next golden-ratio
+    /// phase of its interval, so devices on different links (each worker alone on its own)
+    /// spread over the interval as well as devices sharing one.
+    pub(super) added: AtomicU32,
     subscribers: Mutex<Vec<Subscriber>>,
 }
 
@@ -282,6 +286,7 @@ impl Engine {
         Self {
             shared: Arc::new(Shared {
                 stop: AtomicBool::new(false),
+                added: AtomicU32::new(0),
                 subscribers: Mutex::new(Vec::new()),
             }),
             devices: RwLock::new(BTreeMap::new()),
@@ -341,6 +346,7 @@ impl Engine {
             device: Arc::clone(&device),
             plan: Box::new(plan),
             limits: plan_config,
+            order: self.shared.added.fetch_add(1, Ordering::Relaxed),
         };
         if let Some(worker) = links.get(&link_id) {
             worker.commands.send(command).map_err(|_| Error::Stopped)?;

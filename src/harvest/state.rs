@@ -1,10 +1,10 @@
 //! What the engine knows about each device: status, counters, latest values and history.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::string::String;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use std::vec::Vec;
 
 use super::config::DeviceConfig;
@@ -324,13 +324,61 @@ pub struct DeviceSnapshot {
     pub plan: PlanView,
 }
 
-/// One entry of a point's history ring.
+/// One entry of a point's history ring: 32 bytes. The sequence number is implicit (entries
+/// are consecutive samples) and the time is kept as microseconds since the Unix epoch.
 #[derive(Debug, Clone)]
 struct Entry {
     /// The value, or why there is none (a `Result` is the smallest shape for both).
     reading: Result<PointValue, Arc<str>>,
-    timestamp: SystemTime,
-    sequence: u64,
+    micros: u64,
+}
+
+impl Entry {
+    /// What an unwritten slot holds: no heap, so filling a ring costs only its own memory.
+    const UNUSED: Self = Self {
+        reading: Ok(PointValue::Bool(false)),
+        micros: 0,
+    };
+}
+
+/// A point's history ring. Its whole length is allocated and written at the first sample, so
+/// a service's memory is set by its configuration (points × history length) from the first
+/// poll on, rather than climbing until every ring is full: a machine too small for the
+/// configuration shows it at start, not hours later.
+#[derive(Debug, Default)]
+struct Ring {
+    entries: Vec<Entry>,
+    /// Index of the oldest entry.
+    head: usize,
+    len: usize,
+}
+
+impl Ring {
+    fn push(&mut self, capacity: usize, entry: Entry) {
+        if self.entries.is_empty() {
+            self.entries = std::vec![Entry::UNUSED; capacity.max(1)];
+        }
+        let capacity = self.entries.len();
+        let slot = (self.head + self.len) % capacity;
+        if let Some(place) = self.entries.get_mut(slot) {
+            *place = entry;
+        }
+        if self.len == capacity {
+            self.head = (self.head + 1) % capacity;
+        } else {
+            self.len += 1;
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The entries, oldest first.
+    fn iter(&self) -> impl Iterator<Item = &Entry> {
+        let capacity = self.entries.len().max(1);
+        (0..self.len).filter_map(move |i| self.entries.get((self.head + i) % capacity))
+    }
 }
 
 /// A point's state inside the engine.
@@ -339,8 +387,9 @@ pub(super) struct PointState {
     name: Arc<str>,
     latest: Option<(PointValue, SystemTime)>,
     quality: Quality,
+    /// The newest sample's sequence number (0 before the first).
     sequence: u64,
-    history: VecDeque<Entry>,
+    history: Ring,
 }
 
 impl PointState {
@@ -350,18 +399,10 @@ impl PointState {
         reading: Result<PointValue, Arc<str>>,
         timestamp: SystemTime,
     ) {
-        if self.history.len() >= history_len {
-            self.history.pop_front();
-        } else if self.history.capacity() == 0 {
-            // The whole ring at once, at the first sample: memory is set by the configuration
-            // (points × history length), not by how long the engine has run.
-            self.history.reserve_exact(history_len);
-        }
-        self.history.push_back(Entry {
-            reading,
-            timestamp,
-            sequence: self.sequence,
+        let micros = timestamp.duration_since(UNIX_EPOCH).map_or(0, |since| {
+            u64::try_from(since.as_micros()).unwrap_or(u64::MAX)
         });
+        self.history.push(history_len, Entry { reading, micros });
     }
 }
 
@@ -400,8 +441,8 @@ impl DeviceState {
                     latest: None,
                     quality: Quality::Bad("not read yet".into()),
                     sequence: 0,
-                    // Filled on demand: a device that is never read costs no ring.
-                    history: VecDeque::new(),
+                    // Allocated at the first sample: a device that is never read costs no ring.
+                    history: Ring::default(),
                 })
                 .collect(),
             history_len,
@@ -460,12 +501,19 @@ impl DeviceState {
         let Some(point) = self.points.get(index) else {
             return Vec::new();
         };
-        let skip = point.history.len().saturating_sub(limit);
+        let len = point.history.len();
+        let skip = len.saturating_sub(limit);
+        // Entries are consecutive samples ending with the newest.
+        let first_sequence = point
+            .sequence
+            .saturating_sub(u64::try_from(len).unwrap_or(0))
+            + 1;
         point
             .history
             .iter()
+            .enumerate()
             .skip(skip)
-            .map(|entry| Sample {
+            .map(|(age, entry)| Sample {
                 device: Arc::clone(device),
                 point: Arc::clone(&point.name),
                 value: entry.reading.as_ref().ok().cloned(),
@@ -473,8 +521,8 @@ impl DeviceState {
                     Ok(_) => Quality::Good,
                     Err(reason) => Quality::Bad(Arc::clone(reason)),
                 },
-                timestamp: entry.timestamp,
-                sequence: entry.sequence,
+                timestamp: UNIX_EPOCH + Duration::from_micros(entry.micros),
+                sequence: first_sequence + u64::try_from(age).unwrap_or(0),
             })
             .collect()
     }
@@ -498,5 +546,33 @@ impl DeviceState {
                 })
                 .collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Entry, PointValue, Ring};
+
+    #[test]
+    fn a_ring_keeps_the_newest_entries_in_order_and_is_filled_at_once() {
+        let mut ring = Ring::default();
+        for micros in 1..=7 {
+            ring.push(
+                3,
+                Entry {
+                    reading: Ok(PointValue::U16(0)),
+                    micros,
+                },
+            );
+            assert_eq!(
+                ring.entries.len(),
+                3,
+                "the whole ring from the first sample"
+            );
+        }
+        let kept: std::vec::Vec<u64> = ring.iter().map(|entry| entry.micros).collect();
+        assert_eq!(kept, [5, 6, 7]);
+        // What the configuration guide's memory figure is made of (32 bytes per sample).
+        assert_eq!(size_of::<Entry>(), 32);
     }
 }

@@ -54,6 +54,8 @@ pub(super) enum Command {
         device: Arc<Device>,
         plan: Box<ReadPlan>,
         limits: PlanConfig,
+        /// The device's place in the engine's order of adds (sets its first poll's phase).
+        order: u32,
     },
     Write {
         device: Arc<str>,
@@ -225,7 +227,8 @@ impl Worker {
                 device,
                 plan,
                 limits,
-            } => self.add(device, *plan, limits),
+                order,
+            } => self.add(device, *plan, limits, order),
             Command::Write {
                 device,
                 point,
@@ -248,12 +251,11 @@ impl Worker {
         true
     }
 
-    fn add(&mut self, device: Arc<Device>, plan: ReadPlan, limits: PlanConfig) {
+    fn add(&mut self, device: Arc<Device>, plan: ReadPlan, limits: PlanConfig, order: u32) {
         let now = Instant::now();
         let config = &device.config;
-        // Devices added together spread over the interval (golden-ratio steps), so they do not
-        // all queue for the line at the same instant.
-        let order = u32::try_from(self.slots.len()).unwrap_or(u32::MAX);
+        // Devices added together spread over the interval (golden-ratio steps of the engine's
+        // order of adds), so they neither queue for a line nor wake the machine at one instant.
         let phase = f64::from(order) * 0.618_033_988_75 % 1.0;
         let next_due = now + config.interval.mul_f64(phase);
         log_info!(

@@ -8,7 +8,8 @@
 //! Status codes: 404 unknown device, point or route; 400 malformed body or a value of the
 //! wrong type or range; 409 read-only point, disabled or disconnected device; 502 the device
 //! answered with an exception (code and name in the body); 504 the device did not answer.
-//! Every error body is `{"error": "…"}` with a message that says what to do.
+//! Every error body is `{"error": "…"}` with a message that says what to do, whichever layer
+//! refused the request.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -65,7 +66,53 @@ pub fn router(state: AppState) -> Router {
         .route("/api/events", get(events))
         .route("/metrics", get(metrics_text))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(json_errors))
         .with_state(state)
+}
+
+/// Makes every error answer JSON, including those axum writes itself as plain text or with no
+/// body at all (a wrong method, a body over the size limit, a query or path that does not
+/// parse), so a client can always read `error`.
+async fn json_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let body = response.into_body();
+    // axum's own messages are one short line; anything longer is cut, not buffered.
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_string();
+    let message = match status {
+        // The router adds the `Allow` header itself, after this layer.
+        StatusCode::METHOD_NOT_ALLOWED => {
+            let actions = ["write", "connect", "disconnect", "enable", "disable"];
+            let post = path
+                .rsplit('/')
+                .next()
+                .is_some_and(|last| actions.contains(&last));
+            format!(
+                "{method} is not allowed on {path}; use {}",
+                if post { "POST" } else { "GET" }
+            )
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            format!("the body is too large ({text}); a write names only the points it sets")
+        }
+        _ if text.is_empty() => status
+            .canonical_reason()
+            .unwrap_or("the request failed")
+            .to_string(),
+        _ => text,
+    };
+    ApiError::new(status, message).into_response()
 }
 
 /// A JSON error answer.

@@ -7,8 +7,8 @@
 //! failed assertion too). Every wait is bounded in count and time.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -31,6 +31,7 @@ const PATIENCE: Duration = Duration::from_secs(20);
 struct Reply {
     status: u16,
     content_type: String,
+    allow: Option<String>,
     text: String,
 }
 
@@ -91,6 +92,11 @@ fn reply(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Rep
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default()
         .to_string();
+    let allow = response
+        .headers()
+        .get("allow")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
     let text = response
         .into_body()
         .read_to_string()
@@ -98,6 +104,7 @@ fn reply(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Rep
     Reply {
         status,
         content_type,
+        allow,
         text,
     }
 }
@@ -691,10 +698,11 @@ fn an_exception_answer_is_502_with_its_code_and_name() {
     assert!(body["error"].as_str().unwrap().contains("faulty"), "{body}");
 
     // Its polls get the same answer: bad quality with the reason, the exception counted.
-    let detail = rig.wait_for("faulty", "an exception counted", |d| {
+    // (The write's exception and at least one poll's; the status is set as a poll ends.)
+    rig.wait_for("faulty", "a poll answered with exception 02", |d| {
         d["counters"]["exceptions"]["02"].as_u64().unwrap_or(0) >= 2
+            && d["status"]["state"] == "error"
     });
-    assert_eq!(detail["status"]["state"], "error", "{detail}");
     let data = rig.get("/api/devices/faulty/data").ok();
     let beyond = &points_by_name(&data)["beyond"];
     assert_eq!(beyond["quality"], "bad", "{data}");
@@ -797,14 +805,23 @@ fn data_is_the_latest_poll_and_never_causes_a_read() {
     );
     assert!(ages[24] - ages[0] >= 200.0, "25 × 10 ms later: {ages:?}");
 
-    // A reconnect polls at once, and then /data shows the new value.
+    // A reconnect polls at once; once that poll is done, /data shows the new value.
+    let first_poll = before["last_poll"].as_f64().unwrap();
     rig.post_empty("/api/devices/slow/disconnect").ok();
     rig.post_empty("/api/devices/slow/connect").ok();
     let start = Instant::now();
     loop {
         let data = rig.get("/api/devices/slow/data").ok();
-        if points_by_name(&data)["ir100"]["value"] == 4242 {
-            assert!(data["age_ms"].as_f64().unwrap() < ages[24], "a newer poll");
+        // Points are published as their reads complete; the poll has ended when `polled_at`
+        // moved and the status is set (the engine sets the two one after the other).
+        if data["polled_at"].as_f64().unwrap() > first_poll
+            && data["status"]["state"] == "connected"
+        {
+            assert_eq!(points_by_name(&data)["ir100"]["value"], 4242, "{data}");
+            assert!(
+                data["age_ms"].as_f64().unwrap() < ages[24],
+                "{data} {ages:?}"
+            );
             break;
         }
         assert!(start.elapsed() < PATIENCE, "no poll after connect: {data}");
@@ -1217,4 +1234,112 @@ fn the_embedded_demo_is_served_and_its_setpoint_written() {
         .error(409);
     rig.stop();
     plant.stop();
+}
+
+/// A write of a 3 MiB body as raw HTTP, the body pushed from another thread while the answer
+/// is read: the server answers once it has read past its limit and closes the connection, and
+/// a client that only read after sending would see the close instead of the answer.
+fn oversized_write(rig: &Rig) -> Reply {
+    let addr = rig.base.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("a read timeout");
+    let mut sender = stream.try_clone().expect("clone the stream");
+    sender
+        .set_write_timeout(Some(Duration::from_secs(10)))
+        .expect("a write timeout");
+    let head = format!(
+        "POST /api/devices/rig/write HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        3 << 20
+    );
+    let pusher = thread::spawn(move || {
+        // Fails with a broken pipe once the server has answered and closed: expected.
+        let _ = sender.write_all(head.as_bytes());
+        let _ = sender.write_all(&vec![b' '; 3 << 20]);
+    });
+    let mut answer = Vec::new();
+    let start = Instant::now();
+    let mut buffer = [0u8; 4096];
+    // Until the head and the body it announces are in (bounded in time and size).
+    loop {
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|line| {
+                    let (name, value) = line.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse::<usize>().ok())?
+                })
+                .expect("the answer has a length");
+            if body.len() >= length {
+                let status = head
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|code| code.parse().ok())
+                    .expect("a status line");
+                let content_type = head
+                    .lines()
+                    .find_map(|line| {
+                        let (name, value) = line.split_once(':')?;
+                        name.eq_ignore_ascii_case("content-type")
+                            .then(|| value.trim().to_string())
+                    })
+                    .unwrap_or_default();
+                let _ = stream.shutdown(std::net::Shutdown::Both);
+                pusher.join().expect("the body thread ends");
+                return Reply {
+                    status,
+                    content_type,
+                    allow: None,
+                    text: body[..length].to_string(),
+                };
+            }
+        }
+        assert!(
+            start.elapsed() < PATIENCE && answer.len() < 1 << 20,
+            "no answer: {text}"
+        );
+        let read = stream.read(&mut buffer).expect("read the answer");
+        assert!(read > 0, "closed before answering: {text}");
+        answer.extend_from_slice(&buffer[..read]);
+    }
+}
+
+#[test]
+fn refusals_by_the_http_layer_are_json_errors_too() {
+    let store = rig_store();
+    let (server, addr) = simulator(&store, None);
+    let rig = Rig::start(
+        vec![rig_device("rig", addr, 1, Duration::from_millis(200))],
+        vec![server],
+    );
+    let wrong_method = rig.get("/api/devices/rig/write");
+    let body = wrong_method.error(405);
+    assert_eq!(
+        body["error"],
+        "GET is not allowed on /api/devices/rig/write; use POST"
+    );
+    assert_eq!(wrong_method.allow.as_deref(), Some("POST"));
+    let body = rig.post_empty("/api/devices/rig/data").error(405);
+    assert!(
+        body["error"].as_str().unwrap().ends_with("use GET"),
+        "{body}"
+    );
+
+    let body = oversized_write(&rig).error(413);
+    assert!(
+        body["error"].as_str().unwrap().contains("too large"),
+        "{body}"
+    );
+    let body = rig
+        .get("/api/devices/rig/history?limit=5&limit=6")
+        .error(400);
+    assert!(body["error"].as_str().unwrap().contains("limit"), "{body}");
+    rig.get("/api/devices/%FF/data").error(400);
+    // The refusals wrote nothing, and the service still answers.
+    assert_eq!(store.holding_registers(0, 1).unwrap(), [42]);
+    rig.get("/api/devices").ok();
+    rig.stop();
 }

@@ -124,9 +124,9 @@ fn seconds(text: &str) -> Result<Duration, String> {
         .map_err(|_| format!("{text} is not a time to run: give a number of seconds, 0 or more"))
 }
 
-/// Ctrl-C and SIGTERM, listened for from creation on: a signal that arrives before [`wait`]
-/// (say, right after the URL is printed) is still seen there, instead of killing the process
-/// by the default action before the service and simulators are stopped.
+/// Ctrl-C and SIGTERM, listened for from creation on: a signal that arrives before
+/// [`Self::wait`] (say, right after the URL is printed) is still seen there, instead of killing
+/// the process by the default action before the service and simulators are stopped.
 struct Signals {
     runtime: tokio::runtime::Runtime,
     #[cfg(unix)]

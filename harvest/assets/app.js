@@ -91,31 +91,63 @@ function setValue(device, point, value, quality, reason) {
   const row = device.rows.get(point);
   if (!row) return;
   row.value.textContent = show(value, row.unit);
-  row.value.dataset.raw = JSON.stringify(value);
+  row.value.dataset.raw = JSON.stringify(value ?? null);
   row.quality.textContent = quality;
   row.quality.className = `quality ${quality}`;
   row.quality.title = reason || "";
 }
 
+function lastValue(row) {
+  return JSON.parse(row.value.dataset.raw || "null");
+}
+
+// The engine marks a device's values stale when it stops reading it (disconnected, disabled,
+// backing off) without sending a sample; the page follows the status the same way.
+const IDLE = ["disconnected", "disabled", "backing_off"];
+function markStaleIfIdle(device) {
+  if (!IDLE.includes(device.detail.status.state)) return;
+  for (const [point, row] of device.rows) {
+    const value = lastValue(row);
+    if (value !== null && row.quality.textContent === "good") {
+      setValue(device, point, value, "stale", `not read while ${statusText(device.detail.status)}`);
+    }
+  }
+}
+
+// Point names are identifiers: a narrow screen may wrap them after an underscore, not mid-word.
+function breakable(name) {
+  const parts = name.split("_");
+  return parts.flatMap((part, i) => (i < parts.length - 1 ? [`${part}_`, document.createElement("wbr")] : [part]));
+}
+
 function writeControl(name, point) {
   const answer = el("div", { class: "answer", "data-answer": point.name });
+  let controls = [];
   const send = async (value) => {
     answer.textContent = "sending…";
     answer.className = "answer";
-    const result = await api(`/api/devices/${encodeURIComponent(name)}/write`, {
-      method: "POST", headers: { "content-type": "application/json" },
-      body: JSON.stringify({ [point.name]: value }),
-    });
-    if (result.ok) {
-      const sample = result.body.written[point.name];
-      answer.textContent = `written; device reads back ${show(sample.value, point.unit)}`;
-      answer.className = "answer ok";
-    } else {
-      answer.textContent = `${result.status}: ${result.body.error}`;
+    // One write at a time per point: a second press would race the first.
+    for (const control of controls) control.disabled = true;
+    try {
+      const result = await api(`/api/devices/${encodeURIComponent(name)}/write`, {
+        method: "POST", headers: { "content-type": "application/json" },
+        body: JSON.stringify({ [point.name]: value }),
+      });
+      if (result.ok) {
+        const sample = result.body.written[point.name];
+        answer.textContent = `written; device reads back ${show(sample.value, point.unit)}`;
+        answer.className = "answer ok";
+      } else {
+        answer.textContent = `${result.status}: ${result.body.error}`;
+        answer.className = "answer fail";
+      }
+    } catch (error) {
+      answer.textContent = `not sent: ${error.message}`;
       answer.className = "answer fail";
+    } finally {
+      for (const control of controls) control.disabled = false;
     }
   };
-  let controls;
   if (point.type === "bool") {
     controls = [el("button", { onclick: () => send(true), "data-write": point.name, "data-value": "on" }, "On"),
       el("button", { onclick: () => send(false), "data-write": point.name, "data-value": "off" }, "Off")];
@@ -143,12 +175,12 @@ function buildCard(detail) {
     const device = devices.get(name);
     const off = ["disconnected", "disabled"].includes(device.detail.status.state);
     const result = await api(`/api/devices/${encodeURIComponent(name)}/${off ? "connect" : "disconnect"}`, { method: "POST" });
-    if (result.ok) { device.detail.status = result.body.status; renderStatus(device); }
+    if (result.ok) { device.detail.status = result.body.status; renderStatus(device); markStaleIfIdle(device); }
     else card.querySelector(".error-text").textContent = `${result.status}: ${result.body.error}`;
   } }, "Disconnect");
   card.append(
     el("h2", {}, el("span", {}, name), el("span", { class: "badge status" }, "")),
-    el("div", { class: "meta" }, `${detail.type || "device"} · unit ${detail.unit_id} · ${detail.link.description} · every ${detail.interval_ms / 1000} s`),
+    el("div", { class: "meta" }, `${detail.type || "device"} · unit\u00a0${detail.unit_id} · ${detail.link.description} · every\u00a0${detail.interval_ms / 1000}\u00a0s`),
     el("div", { class: "error-text" }),
     el("div", { class: "counters" }),
     el("div", { class: "actions" }, toggle));
@@ -164,7 +196,7 @@ function buildCard(detail) {
     const valueCell = el("td", { class: "value" }, value, quality);
     if (point.access === "read-write") valueCell.append(...writeControl(name, point));
     table.append(el("tr", { "data-point": point.name },
-      el("td", { class: "name" }, point.name), el("td", { class: "trend" }, spark), valueCell));
+      el("td", { class: "name" }, ...breakable(point.name)), el("td", { class: "trend" }, spark), valueCell));
     rows.set(point.name, { value, quality, spark, unit: point.unit });
   }
   card.append(table);
@@ -219,15 +251,20 @@ function connectStream() {
     const sample = JSON.parse(event.data);
     const device = devices.get(sample.device);
     if (!device) return;
-    setValue(device, sample.point, sample.quality === "good" ? sample.value : device.rows.get(sample.point) && JSON.parse(device.rows.get(sample.point).value.dataset.raw || "null"),
-      sample.quality === "good" ? "good" : "stale", sample.reason);
+    const row = device.rows.get(sample.point);
+    if (!row) return;
+    if (sample.quality === "good") setValue(device, sample.point, sample.value, "good");
+    else {
+      // A failed read keeps the last value, now stale, as the engine does; with none it is bad.
+      const previous = lastValue(row);
+      setValue(device, sample.point, previous, previous === null ? "bad" : "stale", sample.reason);
+    }
     const key = `${sample.device}/${sample.point}`;
     const series = history.get(key) || [];
     series.push([sample.timestamp, numeric(sample.value)]);
     while (series.length > HISTORY) series.shift();
     history.set(key, series);
-    const row = device.rows.get(sample.point);
-    if (row) drawTrend(row.spark, series);
+    drawTrend(row.spark, series);
   });
   source.addEventListener("status", (event) => {
     const change = JSON.parse(event.data);
@@ -235,6 +272,7 @@ function connectStream() {
     if (!device) return;
     device.detail.status = change.status;
     renderStatus(device);
+    markStaleIfIdle(device);
   });
   source.addEventListener("lagged", () => loadAll());
 }

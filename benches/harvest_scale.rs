@@ -975,12 +975,12 @@ fn print_table(rows: &[Figures], options: &Options) {
             row.polls,
             row.devices * row.seconds / INTERVAL.as_secs_f64(),
         );
-        let (window_growth, full) = ring_figures(row, options);
         println!(
-            "    history rings: {} B per sample; the window's samples fill {window_growth:.1} MiB of them (measured growth {:.1} MiB); full after {} s at {full:.0} MiB",
+            "    history rings: {} B per sample × {} samples × {:.0} points = {:.0} MiB, resident from each point's first sample (before the window)",
             history_entry_bytes(),
-            row.rss_end_mib - row.rss_start_mib,
             options.history,
+            ring_points(row),
+            ring_mib(row, options),
         );
         println!(
             "    schedule: {} devices added in {:.0} ms; busiest 10 ms slot of the interval has {:.1} polls due per second (even spread: {:.1})",
@@ -992,25 +992,22 @@ fn print_table(rows: &[Figures], options: &Options) {
     }
 }
 
-/// Bytes of one history entry, as `state.rs` lays it out (reading, timestamp, sequence).
+/// Bytes of one history entry, as `state.rs` lays it out (reading, time in µs; the sequence
+/// is implicit).
 fn history_entry_bytes() -> usize {
-    size_of::<Result<PointValue, Arc<str>>>() + size_of::<SystemTime>() + size_of::<u64>()
+    size_of::<Result<PointValue, Arc<str>>>() + size_of::<u64>()
 }
 
-/// What the history rings explain of the RSS: the growth the window's samples fill into
-/// reserved but untouched ring pages, and the rings' size once full.
+/// Points of the run.
 #[allow(clippy::cast_precision_loss, reason = "small constants")]
-fn ring_figures(row: &Figures, options: &Options) -> (f64, f64) {
-    let entry = history_entry_bytes() as f64;
-    let points = row.devices * POINTS as f64;
-    let history = options.history as f64;
-    let filled_before = options.warmup.min(history);
-    let filled_in_window = row.seconds.min(history - filled_before).max(0.0);
-    let mib = 1024.0 * 1024.0;
-    (
-        points * filled_in_window * entry / mib,
-        points * history * entry / mib,
-    )
+fn ring_points(row: &Figures) -> f64 {
+    row.devices * POINTS as f64
+}
+
+/// The rings' memory: whole from each point's first sample.
+#[allow(clippy::cast_precision_loss, reason = "small constants")]
+fn ring_mib(row: &Figures, options: &Options) -> f64 {
+    ring_points(row) * options.history as f64 * history_entry_bytes() as f64 / (1024.0 * 1024.0)
 }
 
 fn verdict(met: bool) -> &'static str {

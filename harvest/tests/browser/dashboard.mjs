@@ -52,6 +52,9 @@ const seen = {};
 let failure = null;
 try {
   const page = context.pages()[0] ?? await context.newPage();
+  // Clicks, fills, screenshots and reloads are bounded like every explicit wait.
+  context.setDefaultTimeout(WAIT);
+  context.setDefaultNavigationTimeout(WAIT);
   const origin = new URL(url).origin;
   const foreign = [];
   const failed = [];

@@ -83,8 +83,7 @@ function renderStatus(device) {
     ...[["polls", counters.polls], ["requests", counters.requests], ["responses", counters.responses],
       ["timeouts", counters.timeouts], ["exceptions", exceptions], ["reconnects", counters.reconnects],
       ["mean RTT", rtt]].map(([k, v]) => el("span", {}, `${k} `, el("b", {}, String(v)))));
-  const connected = !["disconnected", "disabled"].includes(detail.status.state);
-  card.querySelector(".toggle-connection").textContent = connected ? "Disconnect" : "Connect";
+  card.querySelector(".toggle-connection").textContent = { disabled: "Enable", disconnected: "Connect" }[detail.status.state] || "Disconnect";
 }
 
 function setValue(device, point, value, quality, reason) {
@@ -173,8 +172,9 @@ function buildCard(detail) {
   const card = el("section", { class: "card", "data-device": name });
   const toggle = el("button", { class: "toggle-connection", onclick: async () => {
     const device = devices.get(name);
-    const off = ["disconnected", "disabled"].includes(device.detail.status.state);
-    const result = await api(`/api/devices/${encodeURIComponent(name)}/${off ? "connect" : "disconnect"}`, { method: "POST" });
+    // A disabled device is enabled (the API refuses to connect it); a disconnected one connected.
+    const action = { disabled: "enable", disconnected: "connect" }[device.detail.status.state] || "disconnect";
+    const result = await api(`/api/devices/${encodeURIComponent(name)}/${action}`, { method: "POST" });
     if (result.ok) { device.detail.status = result.body.status; renderStatus(device); markStaleIfIdle(device); }
     else card.querySelector(".error-text").textContent = `${result.status}: ${result.body.error}`;
   } }, "Disconnect");

@@ -101,7 +101,7 @@ pub fn render(devices: &[DeviceSnapshot], dropped: u64) -> String {
         for (code, count) in &device.counters.exceptions {
             let _ = writeln!(
                 out,
-                "modbus_harvest_exceptions_total{{device=\"{}\",code=\"{code}\"}} {count}",
+                "modbus_harvest_exceptions_total{{device=\"{}\",code=\"{code:02}\"}} {count}",
                 escape(&device.config.name)
             );
         }

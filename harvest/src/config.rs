@@ -357,6 +357,20 @@ impl Checker<'_> {
             .and_then(|n| u16::try_from(n).ok())
     }
 
+    /// As [`duration`](Self::duration), for a duration that must not be zero.
+    fn positive_duration(
+        &mut self,
+        value: Option<&Spanned<String>>,
+        path: String,
+        default: Duration,
+    ) -> Duration {
+        let duration = self.duration(value, path.clone(), default);
+        if let (true, Some(value)) = (duration.is_zero(), value) {
+            self.error(value.span(), path, "must be longer than 0");
+        }
+        duration
+    }
+
     fn duration(
         &mut self,
         value: Option<&Spanned<String>>,
@@ -412,34 +426,16 @@ impl Checker<'_> {
             )
             .and_then(|n| u8::try_from(n).ok());
         let link = framing.and_then(|framing| self.link(path, &raw, framing));
-        let interval = self.duration(
+        let interval = self.positive_duration(
             raw.poll_interval.as_ref(),
             format!("{path}.poll_interval"),
             Duration::from_secs(1),
         );
-        if interval.is_zero() {
-            if let Some(value) = &raw.poll_interval {
-                self.error(
-                    value.span(),
-                    format!("{path}.poll_interval"),
-                    "must be longer than 0",
-                );
-            }
-        }
-        let timeout = self.duration(
+        let timeout = self.positive_duration(
             raw.timeout.as_ref(),
             format!("{path}.timeout"),
             Duration::from_secs(1),
         );
-        if timeout.is_zero() {
-            if let Some(value) = &raw.timeout {
-                self.error(
-                    value.span(),
-                    format!("{path}.timeout"),
-                    "must be longer than 0",
-                );
-            }
-        }
         let retry_delay = self.duration(
             raw.retry_delay.as_ref(),
             format!("{path}.retry_delay"),

@@ -214,9 +214,53 @@ impl<'a> Response<'a> {
         // Fast path for well-formed bulk read responses: the value is built straight into the
         // result. Anything it does not accept falls through to `decode_checked`, which finds
         // the error in decision order (or accepts the PDU, with the same result).
-        if let Some(response) = BulkRead::of(request).and_then(|bulk| Self::decode_bulk(pdu, bulk))
-        {
-            return Ok(response);
+        // Written out per arm with early returns, not through `bulk_registers` and friends:
+        // that form measured 3-8% slower on the 125-register bench (issue 11).
+        match *request {
+            Request::ReadCoils { quantity, .. } => {
+                let quantity = usize::from(quantity);
+                if let Some(bytes) =
+                    bulk_payload(pdu, FunctionCode::ReadCoils, quantity.div_ceil(8))
+                {
+                    if let Ok(values) = Coils::new(bytes, quantity) {
+                        return Ok(Self::ReadCoils { values });
+                    }
+                }
+            }
+            Request::ReadDiscreteInputs { quantity, .. } => {
+                let quantity = usize::from(quantity);
+                let function = FunctionCode::ReadDiscreteInputs;
+                if let Some(bytes) = bulk_payload(pdu, function, quantity.div_ceil(8)) {
+                    if let Ok(values) = Coils::new(bytes, quantity) {
+                        return Ok(Self::ReadDiscreteInputs { values });
+                    }
+                }
+            }
+            Request::ReadHoldingRegisters { quantity, .. } => {
+                let function = FunctionCode::ReadHoldingRegisters;
+                if let Some(bytes) = bulk_payload(pdu, function, register_bytes(quantity)) {
+                    if let Ok(values) = Registers::try_from(bytes) {
+                        return Ok(Self::ReadHoldingRegisters { values });
+                    }
+                }
+            }
+            Request::ReadInputRegisters { quantity, .. } => {
+                let function = FunctionCode::ReadInputRegisters;
+                if let Some(bytes) = bulk_payload(pdu, function, register_bytes(quantity)) {
+                    if let Ok(values) = Registers::try_from(bytes) {
+                        return Ok(Self::ReadInputRegisters { values });
+                    }
+                }
+            }
+            Request::ReadWriteMultipleRegisters { read_quantity, .. } => {
+                let function = FunctionCode::ReadWriteMultipleRegisters;
+                if let Some(bytes) = bulk_payload(pdu, function, register_bytes(read_quantity)) {
+                    if let Ok(values) = Registers::try_from(bytes) {
+                        return Ok(Self::ReadWriteMultipleRegisters { values });
+                    }
+                }
+            }
+            _ => {}
         }
         Self::decode_checked(pdu, request)
     }
@@ -227,31 +271,20 @@ impl<'a> Response<'a> {
     #[must_use]
     pub(crate) fn decode_bulk(pdu: &'a [u8], bulk: BulkRead) -> Option<Self> {
         let BulkRead { function, quantity } = bulk;
-        let bits = usize::from(quantity);
         match function {
-            FunctionCode::ReadCoils | FunctionCode::ReadDiscreteInputs => {
-                let values =
-                    Coils::new(bulk_payload(pdu, function, bits.div_ceil(8))?, bits).ok()?;
-                Some(if function == FunctionCode::ReadCoils {
-                    Self::ReadCoils { values }
-                } else {
-                    Self::ReadDiscreteInputs { values }
-                })
+            FunctionCode::ReadCoils => {
+                bulk_bits(pdu, function, quantity).map(|values| Self::ReadCoils { values })
             }
-            _ => {
-                let bytes = bulk_payload(pdu, function, register_bytes(quantity))?;
-                let values = Registers::try_from(bytes).ok()?;
-                match function {
-                    FunctionCode::ReadHoldingRegisters => {
-                        Some(Self::ReadHoldingRegisters { values })
-                    }
-                    FunctionCode::ReadInputRegisters => Some(Self::ReadInputRegisters { values }),
-                    FunctionCode::ReadWriteMultipleRegisters => {
-                        Some(Self::ReadWriteMultipleRegisters { values })
-                    }
-                    _ => None,
-                }
+            FunctionCode::ReadDiscreteInputs => {
+                bulk_bits(pdu, function, quantity).map(|values| Self::ReadDiscreteInputs { values })
             }
+            FunctionCode::ReadHoldingRegisters => bulk_registers(pdu, function, quantity)
+                .map(|values| Self::ReadHoldingRegisters { values }),
+            FunctionCode::ReadInputRegisters => bulk_registers(pdu, function, quantity)
+                .map(|values| Self::ReadInputRegisters { values }),
+            FunctionCode::ReadWriteMultipleRegisters => bulk_registers(pdu, function, quantity)
+                .map(|values| Self::ReadWriteMultipleRegisters { values }),
+            _ => None,
         }
     }
 
@@ -898,6 +931,19 @@ fn counted_header(
     let payload = rest.get_mut(..byte_len).ok_or(too_small)?;
     *header = [function.value(), byte_count(function, byte_len)?];
     Ok((payload, required))
+}
+
+/// The values of a well-formed bit read answer (FC 01, 02), else `None`.
+#[inline]
+fn bulk_bits(pdu: &[u8], function: FunctionCode, quantity: u16) -> Option<Coils<'_>> {
+    let bits = usize::from(quantity);
+    Coils::new(bulk_payload(pdu, function, bits.div_ceil(8))?, bits).ok()
+}
+
+/// The values of a well-formed register read answer (FC 03, 04, 23), else `None`.
+#[inline]
+fn bulk_registers(pdu: &[u8], function: FunctionCode, quantity: u16) -> Option<Registers<'_>> {
+    Registers::try_from(bulk_payload(pdu, function, register_bytes(quantity))?).ok()
 }
 
 /// The payload of a well-formed `[function, byte count, payload]` response whose byte count

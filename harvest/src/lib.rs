@@ -9,6 +9,7 @@ pub mod api;
 pub mod config;
 pub mod demo;
 pub mod metrics;
+pub mod mqtt;
 
 use std::io;
 use std::net::SocketAddr;

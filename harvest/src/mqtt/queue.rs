@@ -1,0 +1,1 @@
+//! The on-disk store-and-forward queue (being written).

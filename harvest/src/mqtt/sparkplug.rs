@@ -1,0 +1,1 @@
+//! Sparkplug B 3.0 payloads and session rules (being written).

@@ -2,4 +2,5 @@
 //! on-disk store-and-forward queue that it leaves only once the broker has acknowledged it.
 
 pub mod queue;
+pub mod record;
 pub mod sparkplug;

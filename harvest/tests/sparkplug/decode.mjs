@@ -1,12 +1,14 @@
 // Decodes Sparkplug B payloads with Eclipse Tahu's JavaScript library (npm sparkplug-payload),
 // for harvest/tests/sparkplug_payload.rs.
 //
-// stdin: one payload per line, hex. stdout: one JSON object per payload, in the same order:
-//   {"tahu": <what decodePayload returns>, "raw": <the protobuf message as protobufjs reads it>}
-// or {"error": "..."} when a payload does not decode. `tahu` is what an application built on
-// Tahu sees (values interpreted by datatype); `raw` shows which fields are on the wire (is_null,
-// seq, the value field used), which `tahu` leaves out. 64-bit integers are printed as decimal
-// strings, since JSON numbers lose precision past 2^53.
+// stdin: one request per line; stdout: one JSON object per request, in the same order.
+//   hex of a payload → {"tahu": <what decodePayload returns>, "raw": <the protobuf message as
+//                       protobufjs reads it>}, or {"error": "..."} when it does not decode
+//   a JSON object    → {"encoded": <hex of encodePayload(object)>}, for commands as Tahu
+//                       writes them
+// `tahu` is what an application built on Tahu sees (values interpreted by datatype); `raw` shows
+// which fields are on the wire (is_null, seq, the value field used), which `tahu` leaves out.
+// 64-bit integers are printed as decimal strings: JSON numbers lose precision past 2^53.
 
 import { createRequire } from "node:module";
 import { createInterface } from "node:readline";
@@ -35,15 +37,20 @@ function plain(value) {
 
 const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
 for await (const line of lines) {
-    const hex = line.trim();
-    if (hex === "") {
+    const request = line.trim();
+    if (request === "") {
         continue;
     }
     let out;
     try {
-        const bytes = Buffer.from(hex, "hex");
-        const raw = Payload.toObject(Payload.decode(bytes), { longs: String, bytes: String, oneofs: true });
-        out = { tahu: plain(sparkplug.decodePayload(bytes)), raw: plain(raw) };
+        if (request.startsWith("{")) {
+            const encoded = sparkplug.encodePayload(JSON.parse(request));
+            out = { encoded: Buffer.from(encoded).toString("hex") };
+        } else {
+            const bytes = Buffer.from(request, "hex");
+            const raw = Payload.toObject(Payload.decode(bytes), { longs: String, bytes: String, oneofs: true });
+            out = { tahu: plain(sparkplug.decodePayload(bytes)), raw: plain(raw) };
+        }
     } catch (error) {
         out = { error: String(error) };
     }

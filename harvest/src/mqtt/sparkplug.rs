@@ -9,8 +9,8 @@
 //! and DDATA for each poll.
 //!
 //! Metrics are announced by name and alias in the births and sent by alias only afterwards.
-//! Values travel in the field Eclipse Tahu (the reference implementation, which Ignition's MQTT
-//! Engine builds on) uses for each type, so its decoders read them back unchanged:
+//! Values travel in the field Eclipse Tahu (the reference implementation, by the authors of
+//! Ignition's MQTT modules) uses for each type, so its decoders read them back unchanged:
 //!
 //! | Point | Sparkplug datatype | Value field | [`PointValue`] |
 //! |---|---|---|---|
@@ -735,8 +735,9 @@ impl EdgeNode {
     /// The DBIRTH of `device` at `now_ms`: every metric with name, alias, datatype and its
     /// current value from `values` (one `(value, good)` per point, in point order; missing ones
     /// at the end count as not read). Properties: `engUnit` (`String`) when the point has a
-    /// unit; `readOnly` (`Boolean`), which Ignition's MQTT Engine copies onto the tag it makes,
-    /// so `true` makes the tag refuse writes before any DCMD is sent; and, when the value is
+    /// unit; `readOnly` (`Boolean`): Ignition's MQTT Engine sets the tag properties of the same
+    /// names from metric properties, so `true` makes the tag refuse writes before any DCMD is
+    /// sent; and, when the value is
     /// not good, the specification's `Quality` (`Int32`): 500 (stale) for a value read earlier,
     /// or 0 (bad) with `is_null` when there is none. A good value has no `Quality` (the
     /// specification's default).

@@ -46,6 +46,8 @@ pub struct AppState {
     pub dropped: Arc<dyn Fn() -> u64 + Send + Sync>,
     /// Becomes `true` when the service stops: open event streams end.
     pub stopping: tokio::sync::watch::Receiver<bool>,
+    /// The MQTT publisher's counters, when it publishes.
+    pub mqtt: Option<Arc<crate::mqtt::MqttStats>>,
 }
 
 /// The router of every route.
@@ -807,7 +809,7 @@ async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        metrics::render(&devices, dropped),
+        metrics::render(&devices, dropped, state.mqtt.as_deref()),
     )
 }
 

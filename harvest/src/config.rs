@@ -29,6 +29,9 @@ use modbus_stack::value::{DataType, Order, Scale, StringFormat};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::mqtt::queue::FsyncPolicy;
+use crate::mqtt::{Broker, Mode, MqttConfig, PublishPolicy, PublishRules, Qos};
+
 /// A checked configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -36,6 +39,8 @@ pub struct Config {
     pub listen: Option<SocketAddr>,
     /// The devices, in file order.
     pub devices: Vec<DeviceConfig>,
+    /// Publishing to an MQTT broker, if the file has an `[mqtt]` section.
+    pub mqtt: Option<MqttConfig>,
 }
 
 /// One thing wrong with a configuration file.
@@ -96,7 +101,14 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
             message: format!("cannot read the file: {error}"),
         }])
     })?;
-    parse(&name, &text)
+    let mut config = parse(&name, &text)?;
+    // A relative queue directory is the file's neighbour, wherever the service is started.
+    if let (Some(mqtt), Some(dir)) = (config.mqtt.as_mut(), path.parent()) {
+        if mqtt.queue_dir.is_relative() {
+            mqtt.queue_dir = dir.join(&mqtt.queue_dir);
+        }
+    }
+    Ok(config)
 }
 
 /// Checks configuration `text`; `file` names it in errors.
@@ -167,6 +179,7 @@ fn position(text: &str, offset: usize) -> (usize, usize) {
 #[serde(deny_unknown_fields)]
 struct RawFile {
     service: Option<RawService>,
+    mqtt: Option<RawMqtt>,
     #[serde(default)]
     devices: Vec<RawDevice>,
 }
@@ -176,6 +189,37 @@ struct RawFile {
 struct RawService {
     listen: Option<Spanned<String>>,
     history: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMqtt {
+    broker: Spanned<String>,
+    client_id: Option<Spanned<String>>,
+    username: Option<String>,
+    password: Option<String>,
+    ca_file: Option<String>,
+    qos: Option<Spanned<i64>>,
+    mode: Option<Spanned<String>>,
+    topic_prefix: Option<Spanned<String>>,
+    group_id: Option<Spanned<String>>,
+    edge_node_id: Option<Spanned<String>>,
+    queue_dir: Option<String>,
+    queue_max_mb: Option<Spanned<i64>>,
+    fsync: Option<Spanned<String>>,
+    keep_alive: Option<Spanned<String>>,
+    reconnect_min: Option<Spanned<String>>,
+    reconnect_max: Option<Spanned<String>>,
+    publish: Option<Spanned<String>>,
+    deadband: Option<Spanned<f64>>,
+    max_interval: Option<Spanned<String>>,
+}
+
+/// Publish rules, at the `[mqtt]`, device or point level.
+struct RawRules {
+    publish: Option<Spanned<String>>,
+    deadband: Option<Spanned<f64>>,
+    max_interval: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -207,6 +251,9 @@ struct RawDevice {
     frame_gap: Option<Spanned<String>>,
     backoff_initial: Option<Spanned<String>>,
     backoff_max: Option<Spanned<String>>,
+    publish: Option<Spanned<String>>,
+    deadband: Option<Spanned<f64>>,
+    max_interval: Option<Spanned<String>>,
     #[serde(default)]
     skip_registers: Vec<Spanned<RegisterNumber>>,
     #[serde(default)]
@@ -229,6 +276,9 @@ struct RawPoint {
     offset: Option<f64>,
     unit: Option<String>,
     access: Option<Spanned<String>>,
+    publish: Option<Spanned<String>>,
+    deadband: Option<Spanned<f64>>,
+    max_interval: Option<Spanned<String>>,
 }
 
 /// A data-sheet register number, as an integer or a string (to keep leading zeros).
@@ -301,6 +351,7 @@ impl Checker<'_> {
                 "no devices: add at least one [[devices]] table",
             );
         }
+        let mut mqtt = raw.mqtt.map(|section| self.mqtt(section));
         let mut names: BTreeMap<String, usize> = BTreeMap::new();
         let mut links: BTreeMap<String, (usize, Link)> = BTreeMap::new();
         let mut devices = Vec::new();
@@ -316,6 +367,9 @@ impl Checker<'_> {
                 );
             }
             let connection_span = device.connection.span();
+            if let Some(rules) = mqtt.as_mut().map(|m| &mut m.publish) {
+                self.device_rules(&path, &device, rules);
+            }
             if let Some(config) = self.device(&path, device, history) {
                 let id = config.link.id();
                 match links.get(&id) {
@@ -335,7 +389,291 @@ impl Checker<'_> {
                 devices.push(config);
             }
         }
-        Config { listen, devices }
+        Config {
+            listen,
+            devices,
+            mqtt,
+        }
+    }
+
+    fn mqtt(&mut self, raw: RawMqtt) -> MqttConfig {
+        let broker = self.broker(&raw.broker);
+        let client_id = raw.client_id.as_ref().map_or_else(
+            || "modbus-harvest".to_string(),
+            |id| {
+                let text = id.get_ref();
+                if text.is_empty() || text.len() > 65_535 {
+                    self.error(
+                        id.span(),
+                        "mqtt.client_id".into(),
+                        "the client id must not be empty",
+                    );
+                }
+                text.clone()
+            },
+        );
+        let mut config = MqttConfig::new(
+            broker,
+            &client_id,
+            raw.queue_dir
+                .map_or_else(|| "mqtt-queue".into(), Into::into),
+        );
+        config.credentials = match (raw.username, raw.password) {
+            (Some(user), password) => Some((user, password.unwrap_or_default())),
+            (None, Some(_)) => {
+                self.error(
+                    raw.broker.span(),
+                    "mqtt.password".into(),
+                    "a password needs a username too",
+                );
+                None
+            }
+            (None, None) => None,
+        };
+        config.ca_file = raw.ca_file.map(Into::into);
+        if let Some(qos) = &raw.qos {
+            config.qos = match *qos.get_ref() {
+                0 => Qos::AtMostOnce,
+                1 => Qos::AtLeastOnce,
+                2 => Qos::ExactlyOnce,
+                other => {
+                    self.error(qos.span(), "mqtt.qos".into(), format!("QoS {other} does not exist: use 0, 1 (the default: a sample leaves the queue at its PUBACK) or 2"));
+                    Qos::AtLeastOnce
+                }
+            };
+        }
+        let topic_id = |checker: &mut Self, value: &Spanned<String>, path: &str| {
+            let text = value.get_ref();
+            if text.is_empty()
+                || text.contains(['+', '#'])
+                || text.starts_with('/')
+                || text.ends_with('/')
+            {
+                checker.error(value.span(), path.into(), format!("{text:?} cannot start a topic: it must not be empty, contain + or #, or start or end with /"));
+            }
+            text.clone()
+        };
+        let mode = raw
+            .mode
+            .as_ref()
+            .map_or("plain".to_string(), |m| m.get_ref().to_ascii_lowercase());
+        config.mode = match mode.as_str() {
+            "plain" => Mode::Plain {
+                prefix: raw.topic_prefix.as_ref().map_or_else(
+                    || "modbus".into(),
+                    |p| topic_id(self, p, "mqtt.topic_prefix"),
+                ),
+            },
+            "sparkplug" | "sparkplug_b" | "sparkplug-b" => {
+                let single_level = |checker: &mut Self, value: &Spanned<String>, path: &str| {
+                    let text = topic_id(checker, value, path);
+                    if text.contains('/') {
+                        checker.error(
+                            value.span(),
+                            path.into(),
+                            format!("{text:?}: Sparkplug ids are one topic level, without /"),
+                        );
+                    }
+                    text
+                };
+                let group_id = match &raw.group_id {
+                    Some(group) => single_level(self, group, "mqtt.group_id"),
+                    None => {
+                        self.error(raw.broker.span(), "mqtt.group_id".into(), "sparkplug mode needs a group_id (the Sparkplug group, e.g. \"plant1\")");
+                        String::new()
+                    }
+                };
+                let edge_node_id = match &raw.edge_node_id {
+                    Some(node) => single_level(self, node, "mqtt.edge_node_id"),
+                    None => client_id.clone(),
+                };
+                Mode::Sparkplug {
+                    group_id,
+                    edge_node_id,
+                }
+            }
+            other => {
+                if let Some(m) = &raw.mode {
+                    self.error(
+                        m.span(),
+                        "mqtt.mode".into(),
+                        format!("unknown mode {other:?}, expected plain or sparkplug"),
+                    );
+                }
+                config.mode.clone()
+            }
+        };
+        if let Some(mb) = &raw.queue_max_mb {
+            config.queue_max_bytes = self
+                .integer(mb, "mqtt.queue_max_mb".into(), 1, 1 << 20)
+                .map_or(config.queue_max_bytes, |mb| (mb as u64) << 20);
+        }
+        if let Some(fsync) = &raw.fsync {
+            config.fsync = match fsync.get_ref().as_str() {
+                "always" => FsyncPolicy::Always,
+                "never" => FsyncPolicy::Never,
+                text => match parse_duration(text) {
+                    Some(interval) => FsyncPolicy::Interval(interval),
+                    None => {
+                        self.error(fsync.span(), "mqtt.fsync".into(), format!("{text:?}: use \"always\", \"never\" or an interval such as \"1s\" (the default)"));
+                        config.fsync
+                    }
+                },
+            };
+        }
+        config.keep_alive = self.positive_duration(
+            raw.keep_alive.as_ref(),
+            "mqtt.keep_alive".into(),
+            config.keep_alive,
+        );
+        config.reconnect_min = self.positive_duration(
+            raw.reconnect_min.as_ref(),
+            "mqtt.reconnect_min".into(),
+            config.reconnect_min,
+        );
+        config.reconnect_max = self.positive_duration(
+            raw.reconnect_max.as_ref(),
+            "mqtt.reconnect_max".into(),
+            config.reconnect_max,
+        );
+        if config.reconnect_max < config.reconnect_min {
+            let span = raw.reconnect_max.as_ref().map_or(0..0, Spanned::span);
+            self.error(
+                span,
+                "mqtt.reconnect_max".into(),
+                "reconnect_max is shorter than reconnect_min",
+            );
+        }
+        let own = RawRules {
+            publish: raw.publish,
+            deadband: raw.deadband,
+            max_interval: raw.max_interval,
+        };
+        config.publish.default = self.rules("mqtt", &own, PublishPolicy::default());
+        config
+    }
+
+    fn broker(&mut self, raw: &Spanned<String>) -> Broker {
+        let text = raw.get_ref();
+        let bad = |checker: &mut Self| {
+            checker.error(raw.span(), "mqtt.broker".into(), format!("{text:?} is not a broker URL: use mqtt://HOST[:PORT] or mqtts://HOST[:PORT] (TLS)"));
+            Broker {
+                host: String::new(),
+                port: 1883,
+                tls: false,
+            }
+        };
+        let (tls, rest) = if let Some(rest) = text.strip_prefix("mqtts://") {
+            (true, rest)
+        } else if let Some(rest) = text.strip_prefix("mqtt://") {
+            (false, rest)
+        } else {
+            return bad(self);
+        };
+        let rest = rest.trim_end_matches('/');
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => {
+                match port.parse::<u16>() {
+                    Ok(port) if port > 0 => (host, port),
+                    _ => return bad(self),
+                }
+            }
+            _ => (rest, if tls { 8883 } else { 1883 }),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() || host.contains('/') {
+            return bad(self);
+        }
+        Broker {
+            host: host.into(),
+            port,
+            tls,
+        }
+    }
+
+    /// A publish policy from `raw`, with what it leaves out taken from `base`.
+    fn rules(&mut self, path: &str, raw: &RawRules, base: PublishPolicy) -> PublishPolicy {
+        let mut policy = base;
+        if let Some(publish) = &raw.publish {
+            policy.on_change = match publish.get_ref().as_str() {
+                "change" | "on_change" => true,
+                "every_poll" | "always" => false,
+                other => {
+                    self.error(
+                        publish.span(),
+                        format!("{path}.publish"),
+                        format!("{other:?}: use \"every_poll\" (the default) or \"change\""),
+                    );
+                    base.on_change
+                }
+            };
+        }
+        if let Some(deadband) = &raw.deadband {
+            let value = *deadband.get_ref();
+            if value.is_finite() && value >= 0.0 {
+                policy.deadband = value;
+            } else {
+                self.error(
+                    deadband.span(),
+                    format!("{path}.deadband"),
+                    "the deadband is a number of at least 0",
+                );
+            }
+        }
+        if let Some(interval) = &raw.max_interval {
+            policy.max_interval = Some(self.positive_duration(
+                Some(interval),
+                format!("{path}.max_interval"),
+                Duration::from_secs(60),
+            ));
+        }
+        if (raw.deadband.is_some() || raw.max_interval.is_some()) && !policy.on_change {
+            let span = raw.deadband.as_ref().map_or_else(
+                || raw.max_interval.as_ref().map_or(0..0, Spanned::span),
+                Spanned::span,
+            );
+            self.error(
+                span,
+                format!("{path}.publish"),
+                "deadband and max_interval apply to publish = \"change\"; set it here or in [mqtt]",
+            );
+        }
+        policy
+    }
+
+    fn device_rules(&mut self, path: &str, device: &RawDevice, rules: &mut PublishRules) {
+        let name = device.name.get_ref().clone();
+        let own = RawRules {
+            publish: device.publish.clone(),
+            deadband: device.deadband.clone(),
+            max_interval: device.max_interval.clone(),
+        };
+        let base = rules.default;
+        let policy = self.rules(path, &own, base);
+        if policy != base {
+            rules.devices.insert(name.clone(), policy);
+        }
+        for (index, point) in device.points.iter().enumerate() {
+            let point_path = format!("{path}.points[{index}]");
+            if point.name.get_ref() == "status" {
+                self.error(
+                    point.name.span(),
+                    format!("{point_path}.name"),
+                    "\"status\" is the device's status topic in MQTT: name the point otherwise",
+                );
+            }
+            let own = RawRules {
+                publish: point.publish.clone(),
+                deadband: point.deadband.clone(),
+                max_interval: point.max_interval.clone(),
+            };
+            let point_policy = self.rules(&point_path, &own, policy);
+            if point_policy != policy {
+                rules
+                    .points
+                    .insert((name.clone(), point.name.get_ref().clone()), point_policy);
+            }
+        }
     }
 
     fn integer(&mut self, value: &Spanned<i64>, path: String, min: i64, max: i64) -> Option<usize> {

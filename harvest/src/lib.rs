@@ -2,8 +2,8 @@
 //! event stream, Prometheus metrics and a dashboard, configured by a TOML file
 //! ([`config`]) or running on the embedded simulators ([`demo`]).
 //!
-//! [`Service::start`] runs it all on a background thread; the `harvest` binary adds the
-//! command line and signal handling.
+//! [`Service::start`] runs it all on a background thread, with the [`mqtt`] publisher when
+//! configured; the `harvest` binary adds the command line and signal handling.
 
 pub mod api;
 pub mod config;
@@ -34,6 +34,8 @@ pub struct Service {
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<io::Result<()>>>,
     forwarder: Option<JoinHandle<()>>,
+    publisher: Option<mqtt::Publisher>,
+    mqtt_stats: Option<Arc<mqtt::MqttStats>>,
 }
 
 impl core::fmt::Debug for Service {
@@ -49,14 +51,27 @@ impl Service {
     ///
     /// # Errors
     /// A device the engine refuses, or an address that cannot be bound.
-    pub fn start(devices: Vec<DeviceConfig>, listen: SocketAddr) -> io::Result<Self> {
+    pub fn start(
+        devices: Vec<DeviceConfig>,
+        listen: SocketAddr,
+        mqtt: Option<mqtt::MqttConfig>,
+    ) -> io::Result<Self> {
         let engine = Arc::new(Engine::new());
         let subscription = engine.subscribe(ENGINE_QUEUE);
+        // Before the devices, so that it sees their first samples and statuses.
+        let publisher = match mqtt {
+            Some(config) => Some(
+                mqtt::Publisher::start(Arc::clone(&engine), &devices, config)
+                    .map_err(|error| io::Error::other(error.to_string()))?,
+            ),
+            None => None,
+        };
         for device in devices {
             engine
                 .add_device(device)
                 .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error.to_string()))?;
         }
+        let mqtt_stats = publisher.as_ref().map(|p| Arc::clone(p.stats()));
         let (events, _) = broadcast::channel(STREAM_QUEUE);
         let dropped = Arc::new(AtomicU64::new(0));
         let forwarder = {
@@ -83,6 +98,7 @@ impl Service {
             events,
             dropped: Arc::new(move || dropped.load(Ordering::Relaxed)),
             stopping,
+            mqtt: mqtt_stats.clone(),
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let server = thread::Builder::new()
@@ -124,6 +140,8 @@ impl Service {
             stop: Some(stop),
             server: Some(server),
             forwarder: Some(forwarder),
+            publisher,
+            mqtt_stats,
         })
     }
 
@@ -137,6 +155,12 @@ impl Service {
     #[must_use]
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
+    }
+
+    /// The MQTT publisher's counters, when it publishes.
+    #[must_use]
+    pub fn mqtt(&self) -> Option<&Arc<mqtt::MqttStats>> {
+        self.mqtt_stats.as_ref()
     }
 
     /// Stops the HTTP server and the engine, and waits for both.
@@ -153,6 +177,10 @@ impl Service {
         self.engine.shutdown();
         if let Some(forwarder) = self.forwarder.take() {
             let _ = forwarder.join();
+        }
+        // After the engine: every sample it took is queued before the publisher goes.
+        if let Some(publisher) = self.publisher.take() {
+            publisher.stop();
         }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());

@@ -50,9 +50,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let (devices, listen, mut demo) = match &args.config {
+    let (devices, listen, mqtt, mut demo) = match &args.config {
         Some(path) => match config::load(path) {
-            Ok(config) => (config.devices, config.listen, None),
+            Ok(config) => (config.devices, config.listen, config.mqtt, None),
             Err(errors) => {
                 for error in &errors.0 {
                     tracing::error!("{error}");
@@ -70,7 +70,7 @@ fn main() -> ExitCode {
                 tracing::info!(
                     "no --config: running on embedded simulators (a PLC over Modbus TCP, two meters on one RTU line)"
                 );
-                (demo.devices.clone(), None, Some(demo))
+                (demo.devices.clone(), None, None, Some(demo))
             }
             Err(error) => {
                 tracing::error!("cannot start the simulators: {error}");
@@ -79,14 +79,21 @@ fn main() -> ExitCode {
         },
     };
     if args.check {
-        tracing::info!("configuration is valid: {} devices", devices.len());
+        tracing::info!(
+            "configuration is valid: {} devices{}",
+            devices.len(),
+            mqtt.as_ref().map_or(String::new(), |m| format!(
+                ", publishing to {}:{}",
+                m.broker.host, m.broker.port
+            ))
+        );
         return ExitCode::SUCCESS;
     }
     let listen = args
         .listen
         .or(listen)
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5000)));
-    let service = match Service::start(devices, listen) {
+    let service = match Service::start(devices, listen, mqtt) {
         Ok(service) => service,
         Err(error) => {
             tracing::error!("cannot start the service on {listen}: {error}");

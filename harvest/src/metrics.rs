@@ -1,6 +1,9 @@
 //! `/metrics` in the Prometheus text exposition format (version 0.0.4).
 
 use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::mqtt::MqttStats;
 
 use modbus_stack::harvest::{DeviceSnapshot, Histogram, Quality, Status};
 
@@ -43,10 +46,11 @@ fn histogram(out: &mut String, name: &str, device: &str, histogram: &Histogram) 
 }
 
 /// Renders every device's counters, status, round-trip and lateness histograms and numeric
-/// point values; `dropped` is the service's own count of events its stream lost.
+/// point values; `dropped` is the service's own count of events its stream lost; `mqtt` the
+/// publisher's counters, when it publishes.
 #[must_use]
 #[allow(clippy::too_many_lines)] // one metric family after the other
-pub fn render(devices: &[DeviceSnapshot], dropped: u64) -> String {
+pub fn render(devices: &[DeviceSnapshot], dropped: u64, mqtt: Option<&MqttStats>) -> String {
     type Counter = fn(&DeviceSnapshot) -> u64;
     let mut out = String::with_capacity(4096 + devices.len() * 2048);
     let counters: [(&str, &str, Counter); 8] = [
@@ -196,5 +200,91 @@ pub fn render(devices: &[DeviceSnapshot], dropped: u64) -> String {
         "Engine events the service's live stream dropped because it fell behind.",
     );
     let _ = writeln!(out, "modbus_harvest_stream_dropped_events_total {dropped}");
+    if let Some(mqtt) = mqtt {
+        mqtt_metrics(&mut out, mqtt);
+    }
     out
+}
+
+fn mqtt_metrics(out: &mut String, stats: &MqttStats) {
+    let get = |value: &AtomicU64| value.load(Ordering::Relaxed);
+    let families: [(&str, &str, &str, u64); 12] = [
+        (
+            "mqtt_connected",
+            "gauge",
+            "1 while connected to the broker.",
+            u64::from(stats.connected.load(Ordering::Relaxed)),
+        ),
+        (
+            "mqtt_connects_total",
+            "counter",
+            "Connections made to the broker.",
+            get(&stats.connects),
+        ),
+        (
+            "mqtt_connection_failures_total",
+            "counter",
+            "Connection attempts and connections that failed.",
+            get(&stats.connection_failures),
+        ),
+        (
+            "mqtt_acknowledged_total",
+            "counter",
+            "Messages the broker acknowledged.",
+            get(&stats.acknowledged),
+        ),
+        (
+            "mqtt_queued_polls_total",
+            "counter",
+            "Device polls put in the store-and-forward queue.",
+            get(&stats.queued),
+        ),
+        (
+            "mqtt_queue_polls",
+            "gauge",
+            "Polls in the queue the broker has not acknowledged.",
+            get(&stats.backlog),
+        ),
+        (
+            "mqtt_queue_bytes",
+            "gauge",
+            "Size of the queue on disk.",
+            get(&stats.backlog_bytes),
+        ),
+        (
+            "mqtt_dropped_polls_total",
+            "counter",
+            "Polls dropped, oldest first, because the queue was full.",
+            get(&stats.dropped),
+        ),
+        (
+            "mqtt_corrupt_records_total",
+            "counter",
+            "Queued records that did not read back (skipped).",
+            get(&stats.corrupt),
+        ),
+        (
+            "mqtt_missed_events_total",
+            "counter",
+            "Engine events the publisher missed because it fell behind.",
+            get(&stats.missed_events),
+        ),
+        (
+            "mqtt_writes_total",
+            "counter",
+            "Writes from the broker carried out.",
+            get(&stats.writes),
+        ),
+        (
+            "mqtt_writes_refused_total",
+            "counter",
+            "Writes from the broker refused or failed.",
+            get(&stats.writes_refused),
+        ),
+    ];
+    for (name, kind, help, value) in families {
+        let name = format!("modbus_harvest_{name}");
+        header(out, &name, kind, help);
+        let _ = writeln!(out, "{name} {value}");
+    }
 }

@@ -119,7 +119,7 @@ struct Rig {
 
 impl Rig {
     fn start(devices: Vec<DeviceConfig>, servers: Vec<SpawnedServer>) -> Self {
-        let service = Service::start(devices, SocketAddr::from(([127, 0, 0, 1], 0)))
+        let service = Service::start(devices, SocketAddr::from(([127, 0, 0, 1], 0)), None)
             .expect("start the service");
         let base = format!("http://{}", service.addr());
         Self {
@@ -1194,8 +1194,12 @@ fn the_event_stream_delivers_samples_and_ends_when_the_service_stops() {
 #[test]
 fn the_embedded_demo_is_served_and_its_setpoint_written() {
     let mut plant = Demo::start().expect("start the demo simulators");
-    let service = Service::start(plant.devices.clone(), SocketAddr::from(([127, 0, 0, 1], 0)))
-        .expect("start the service");
+    let service = Service::start(
+        plant.devices.clone(),
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        None,
+    )
+    .expect("start the service");
     let rig = Rig {
         base: format!("http://{}", service.addr()),
         service: Some(service),

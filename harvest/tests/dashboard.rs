@@ -260,7 +260,7 @@ fn the_dashboard_shows_live_devices_and_writes_through_the_page() {
         .unwrap();
     let mut devices = demo.devices.clone();
     devices.push(faulty_device(faulty_server.local_addr()));
-    let service = Service::start(devices, SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+    let service = Service::start(devices, SocketAddr::from(([127, 0, 0, 1], 0)), None).unwrap();
 
     let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard");
     std::fs::create_dir_all(&out_dir).unwrap();

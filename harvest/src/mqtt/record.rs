@@ -52,7 +52,11 @@ impl QueuedPoll {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
         out.extend_from_slice(&micros.to_le_bytes());
-        out.extend_from_slice(&u32::try_from(self.points.len()).unwrap_or(u32::MAX).to_le_bytes());
+        out.extend_from_slice(
+            &u32::try_from(self.points.len())
+                .unwrap_or(u32::MAX)
+                .to_le_bytes(),
+        );
         for point in &self.points {
             put_str(&mut out, &point.name);
             out.extend_from_slice(&point.sequence.to_le_bytes());
@@ -217,7 +221,10 @@ mod tests {
     fn every_truncation_and_trailing_byte_is_refused() {
         let bytes = poll().encode();
         for len in 0..bytes.len() {
-            assert!(QueuedPoll::decode(&bytes[..len]).is_err(), "prefix of {len}");
+            assert!(
+                QueuedPoll::decode(&bytes[..len]).is_err(),
+                "prefix of {len}"
+            );
         }
         let mut longer = bytes.clone();
         longer.push(0);

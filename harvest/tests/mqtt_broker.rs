@@ -1,0 +1,705 @@
+//! The MQTT publisher against a real broker: Debian's `mosquitto`, started by each test on a
+//! free 127.0.0.1 port and stopped by it. The devices are the embedded demo's simulators.
+//!
+//! Outages are real: the broker process is stopped (SIGTERM, so it saves the subscriber's
+//! persistent session) and started again on the same port; the subscriber keeps a
+//! persistent session so that it misses nothing published while it was reconnecting.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use modbus_harvest::Service;
+use modbus_harvest::demo::{Demo, plc};
+use modbus_harvest::mqtt::{Broker, MqttConfig, MqttStats};
+use modbus_stack::value::{self, Order};
+use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
+use serde_json::Value;
+
+const ANY_PORT: ([u8; 4], u16) = ([127, 0, 0, 1], 0);
+
+/// A mosquitto process of the test's own.
+struct Mosquitto {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Mosquitto {
+    fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        // Started as root, mosquitto drops to its own user, which must be able to save the
+        // sessions here.
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o777),
+        )
+        .unwrap();
+        let mut broker = Self {
+            child: None,
+            port,
+            dir,
+        };
+        broker.restart();
+        broker
+    }
+
+    fn binary() -> PathBuf {
+        ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+            .iter()
+            .map(PathBuf::from)
+            .find(|path| path.exists())
+            .unwrap_or_else(|| {
+                panic!("mosquitto is not installed: `apt-get install mosquitto` (the MQTT tests start their own broker)")
+            })
+    }
+
+    /// Starts it (again) on the same port, with the persisted sessions.
+    fn restart(&mut self) {
+        assert!(self.child.is_none());
+        let config = self.dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "listener {} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nlog_dest stderr\nlog_type error\nlog_type warning\nmax_queued_messages 0\n",
+                self.port,
+                self.dir.path().display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new(Self::binary())
+            .arg("-c")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "mosquitto did not listen on {}",
+                self.port
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops it the way an operator would (SIGTERM): it saves the persistent sessions.
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while child.try_wait().unwrap().is_none() {
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.wait();
+        }
+    }
+
+    fn broker(&self) -> Broker {
+        Broker {
+            host: "127.0.0.1".into(),
+            port: self.port,
+            tls: false,
+        }
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A message as the subscriber saw it.
+#[derive(Debug, Clone)]
+struct Message {
+    topic: String,
+    payload: Vec<u8>,
+    retained: bool,
+}
+
+impl Message {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.payload).unwrap_or(Value::Null)
+    }
+}
+
+/// A subscriber with a persistent session (clean session off, QoS 1) that keeps every message.
+struct Subscriber {
+    client: Client,
+    seen: Arc<Mutex<Vec<Message>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Subscriber {
+    fn start(port: u16, id: &str, filter: &str) -> Self {
+        let mut options = MqttOptions::new(id, "127.0.0.1", port);
+        options
+            .set_clean_session(false)
+            .set_keep_alive(Duration::from_secs(5))
+            .set_max_packet_size(1 << 20, 1 << 20);
+        let (client, mut connection) = Client::new(options, 1024);
+        client.subscribe(filter, QoS::AtLeastOnce).unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (subscribed, ready) = std::sync::mpsc::channel();
+        let thread = {
+            let seen = Arc::clone(&seen);
+            thread::spawn(move || {
+                for event in connection.iter() {
+                    match event {
+                        Ok(Event::Incoming(Packet::Publish(publish))) => {
+                            seen.lock().unwrap().push(Message {
+                                topic: publish.topic.clone(),
+                                payload: publish.payload.to_vec(),
+                                retained: publish.retain,
+                            });
+                        }
+                        Ok(Event::Incoming(Packet::SubAck(_))) => {
+                            let _ = subscribed.send(());
+                        }
+                        Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => break,
+                        Ok(_) => {}
+                        // The broker is down: try again shortly (the loop ends at disconnect).
+                        Err(_) => thread::sleep(Duration::from_millis(50)),
+                    }
+                }
+            })
+        };
+        ready.recv_timeout(Duration::from_secs(10)).expect("SUBACK");
+        Self {
+            client,
+            seen,
+            thread: Some(thread),
+        }
+    }
+
+    fn messages(&self) -> Vec<Message> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Waits (at most `limit`) until `done` holds for the messages so far.
+    fn wait_for(&self, limit: Duration, what: &str, done: impl Fn(&[Message]) -> bool) {
+        let deadline = Instant::now() + limit;
+        loop {
+            if done(&self.seen.lock().unwrap()) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    fn publish(&self, topic: &str, payload: &str) {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, false, payload.as_bytes().to_vec())
+            .unwrap();
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        let _ = self.client.disconnect();
+        if let Some(thread) = self.thread.take() {
+            // The iterator ends at the DISCONNECT; a broker already gone ends it with errors.
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while !thread.is_finished() && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(10));
+            }
+            if thread.is_finished() {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+fn mqtt_config(broker: Broker, client_id: &str, prefix: &str, queue: &Path) -> MqttConfig {
+    let mut config = MqttConfig::new(broker, client_id, queue.to_path_buf());
+    config.mode = modbus_harvest::mqtt::Mode::Plain {
+        prefix: prefix.into(),
+    };
+    config.reconnect_min = Duration::from_millis(100);
+    config.reconnect_max = Duration::from_millis(400);
+    config
+}
+
+/// The demo's devices, polled every 100 ms so an outage of a few seconds holds many polls.
+fn fast(demo: &Demo) -> Vec<modbus_stack::harvest::DeviceConfig> {
+    demo.devices
+        .iter()
+        .cloned()
+        .map(|device| device.with_interval(Duration::from_millis(100)))
+        .collect()
+}
+
+fn stats(service: &Service) -> &Arc<MqttStats> {
+    service.mqtt().expect("the service publishes")
+}
+
+fn backlog(service: &Service) -> u64 {
+    stats(service)
+        .backlog
+        .load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Sample messages by (device, point): their `(run, sequence, timestamp)` in arrival order.
+fn samples(messages: &[Message], prefix: &str) -> BTreeMap<(String, String), Vec<(u64, u64, f64)>> {
+    let mut out: BTreeMap<(String, String), Vec<(u64, u64, f64)>> = BTreeMap::new();
+    for message in messages {
+        let Some(rest) = message.topic.strip_prefix(&format!("{prefix}/")) else {
+            continue;
+        };
+        let parts: Vec<&str> = rest.split('/').collect();
+        if parts.len() != 2 || parts[0] == "_service" || parts[1] == "status" {
+            continue;
+        }
+        let body = message.json();
+        out.entry((parts[0].into(), parts[1].into()))
+            .or_default()
+            .push((
+                body["run"].as_u64().unwrap(),
+                body["sequence"].as_u64().unwrap(),
+                body["timestamp"].as_f64().unwrap(),
+            ));
+    }
+    out
+}
+
+/// What is wrong with the arrivals, if anything: every run's sequence numbers of every point
+/// must arrive complete from 1 and in order (the first arrival of each number after the first
+/// arrival of the one before; resends after a reconnect may repeat numbers).
+fn incomplete_or_disordered(
+    seen: &BTreeMap<(String, String), Vec<(u64, u64, f64)>>,
+    expected: &BTreeMap<(u64, String, String), u64>,
+) -> Option<String> {
+    for ((run, device, point), &last) in expected {
+        let Some(arrivals) = seen.get(&(device.clone(), point.clone())) else {
+            return Some(format!("no samples of {device}/{point}"));
+        };
+        let mut next = 1;
+        for &(r, sequence, _) in arrivals {
+            if r != *run {
+                continue;
+            }
+            if sequence == next {
+                next += 1;
+            } else if sequence > next {
+                return Some(format!(
+                    "{device}/{point} run {run}: sample {sequence} arrived before {next}"
+                ));
+            }
+        }
+        if next <= last {
+            return Some(format!(
+                "{device}/{point} run {run}: samples up to {} arrived, {last} were taken",
+                next - 1
+            ));
+        }
+    }
+    None
+}
+
+/// Waits (at most 20 s) until every expected sample has arrived in order.
+fn assert_complete_and_ordered(
+    subscriber: &Subscriber,
+    prefix: &str,
+    expected: &BTreeMap<(u64, String, String), u64>,
+) -> BTreeMap<(String, String), Vec<(u64, u64, f64)>> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let seen = samples(&subscriber.messages(), prefix);
+        match incomplete_or_disordered(&seen, expected) {
+            None => return seen,
+            Some(problem) if problem.contains("arrived before") || Instant::now() > deadline => {
+                panic!("{problem}")
+            }
+            Some(_) => thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+/// How many samples each point of `service` has taken so far, keyed by run.
+fn taken(service: &Service, run: u64) -> BTreeMap<(u64, String, String), u64> {
+    service
+        .engine()
+        .devices()
+        .iter()
+        .flat_map(|device| {
+            device.points.iter().map(move |point| {
+                (
+                    (run, device.config.name.clone(), point.name.to_string()),
+                    point.sequence,
+                )
+            })
+        })
+        .collect()
+}
+
+fn wait(limit: Duration, what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// (a) Samples polled while the broker was stopped arrive after it is back: all, in order.
+#[test]
+fn an_outage_loses_no_sample() {
+    let mut demo = Demo::start().unwrap();
+    let mut broker = Mosquitto::start();
+    let subscriber = Subscriber::start(broker.port, "check-a", "fleet/#");
+    let queue = tempfile::tempdir().unwrap();
+    let config = mqtt_config(broker.broker(), "harvest-a", "fleet", queue.path());
+    let service = Service::start(fast(&demo), SocketAddr::from(ANY_PORT), Some(config)).unwrap();
+
+    subscriber.wait_for(Duration::from_secs(10), "first samples", |m| {
+        samples(m, "fleet").values().any(|s| s.len() >= 3)
+    });
+    broker.stop();
+    let outage = Instant::now();
+    let polls_before = stats(&service)
+        .queued
+        .load(std::sync::atomic::Ordering::Relaxed);
+    thread::sleep(Duration::from_secs(3));
+    let queued_in_outage = stats(&service)
+        .queued
+        .load(std::sync::atomic::Ordering::Relaxed)
+        - polls_before;
+    assert!(
+        queued_in_outage >= 20,
+        "only {queued_in_outage} polls queued in 3 s"
+    );
+    assert!(
+        backlog(&service) >= 20,
+        "the backlog holds {}",
+        backlog(&service)
+    );
+    broker.restart();
+    // Polls go on meanwhile: drained means down to the few of the latest round.
+    wait(Duration::from_secs(15), "the backlog to drain", || {
+        backlog(&service) <= 3
+    });
+    let outage_took = outage.elapsed();
+
+    // The engine stops first, so every sample it took is queued; then the backlog drains.
+    service.engine().shutdown();
+    let expected = taken(&service, 1);
+    wait(Duration::from_secs(15), "the last samples", || {
+        backlog(&service) == 0
+    });
+    assert_complete_and_ordered(&subscriber, "fleet", &expected);
+    assert!(outage_took < Duration::from_secs(20));
+    service.stop().unwrap();
+    drop(subscriber);
+    broker.stop();
+    demo.stop();
+}
+
+/// (b) As (a), with the service itself restarted during the outage: what the first run
+/// queued is delivered by the second, and the second's samples follow under its own run.
+#[test]
+fn an_outage_across_a_service_restart_loses_no_sample() {
+    let mut demo = Demo::start().unwrap();
+    let mut broker = Mosquitto::start();
+    let subscriber = Subscriber::start(broker.port, "check-b", "fleet/#");
+    let queue = tempfile::tempdir().unwrap();
+    let config = mqtt_config(broker.broker(), "harvest-b", "fleet", queue.path());
+    let first = Service::start(
+        fast(&demo),
+        SocketAddr::from(ANY_PORT),
+        Some(config.clone()),
+    )
+    .unwrap();
+    subscriber.wait_for(Duration::from_secs(10), "first samples", |m| {
+        samples(m, "fleet").values().any(|s| s.len() >= 3)
+    });
+    broker.stop();
+    thread::sleep(Duration::from_millis(1500));
+    first.engine().shutdown();
+    let mut expected = taken(&first, 1);
+    assert!(
+        backlog(&first) >= 10,
+        "the first run left {} polls",
+        backlog(&first)
+    );
+    first.stop().unwrap();
+
+    let second = Service::start(fast(&demo), SocketAddr::from(ANY_PORT), Some(config)).unwrap();
+    assert!(
+        backlog(&second) >= 10,
+        "the second run found {} polls",
+        backlog(&second)
+    );
+    thread::sleep(Duration::from_millis(1500));
+    broker.restart();
+    wait(Duration::from_secs(15), "the backlog to drain", || {
+        backlog(&second) <= 3
+    });
+    second.engine().shutdown();
+    expected.extend(taken(&second, 2));
+    wait(Duration::from_secs(15), "the last samples", || {
+        backlog(&second) == 0
+    });
+    let seen = assert_complete_and_ordered(&subscriber, "fleet", &expected);
+    // Run 1's samples all come before run 2's, point by point: the queue is one order.
+    for ((device, point), arrivals) in &seen {
+        let first_of_second = arrivals.iter().position(|a| a.0 == 2);
+        let last_of_first = arrivals.iter().rposition(|a| a.0 == 1);
+        if let (Some(second), Some(first)) = (first_of_second, last_of_first) {
+            assert!(first < second, "{device}/{point}: run 1 after run 2");
+        }
+    }
+    second.stop().unwrap();
+    drop(subscriber);
+    broker.stop();
+    demo.stop();
+}
+
+/// (c) Two services with different devices publish into one broker; one subscriber sees
+/// both fleets, each with its birth message.
+#[test]
+fn two_services_one_subscriber_sees_both_fleets() {
+    let mut demo_a = Demo::start().unwrap();
+    let mut demo_b = Demo::start().unwrap();
+    let mut broker = Mosquitto::start();
+    let subscriber = Subscriber::start(broker.port, "check-c", "#");
+    let (qa, qb) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = Service::start(
+        fast(&demo_a),
+        SocketAddr::from(ANY_PORT),
+        Some(mqtt_config(
+            broker.broker(),
+            "line-a",
+            "site/line-a",
+            qa.path(),
+        )),
+    )
+    .unwrap();
+    let b = Service::start(
+        fast(&demo_b)
+            .into_iter()
+            .filter(|d| d.name.starts_with("meter"))
+            .collect(),
+        SocketAddr::from(ANY_PORT),
+        Some(mqtt_config(
+            broker.broker(),
+            "line-b",
+            "site/line-b",
+            qb.path(),
+        )),
+    )
+    .unwrap();
+    subscriber.wait_for(Duration::from_secs(10), "both fleets", |m| {
+        let a = samples(m, "site/line-a");
+        let b = samples(m, "site/line-b");
+        a.keys().any(|(d, _)| d == "plc")
+            && b.keys().any(|(d, _)| d == "meter-2")
+            && m.iter().any(|m| m.topic == "site/line-a/plc/status")
+    });
+    let messages = subscriber.messages();
+    assert!(
+        samples(&messages, "site/line-b")
+            .keys()
+            .all(|(d, _)| d.starts_with("meter"))
+    );
+    for (topic, id) in [
+        ("site/line-a/_service/line-a", "line-a"),
+        ("site/line-b/_service/line-b", "line-b"),
+    ] {
+        let birth = messages
+            .iter()
+            .find(|m| m.topic == topic)
+            .unwrap_or_else(|| panic!("no {topic}"));
+        assert_eq!(birth.json()["state"], "online");
+        assert_eq!(birth.json()["client_id"], id);
+    }
+    let status = messages
+        .iter()
+        .find(|m| m.topic == "site/line-a/plc/status")
+        .unwrap_or_else(|| {
+            let topics: std::collections::BTreeSet<&str> =
+                messages.iter().map(|m| m.topic.as_str()).collect();
+            panic!("no retained plc status among {topics:?}")
+        });
+    assert_eq!(status.json()["state"], "connected");
+    // A subscriber that comes later still learns every device's state.
+    let late = Subscriber::start(broker.port, "check-c-late", "site/line-a/plc/status");
+    late.wait_for(Duration::from_secs(5), "the retained status", |m| {
+        m.iter().any(|m| m.retained && m.json()["state"] == "connected")
+    });
+    drop(late);
+    let temperature = messages
+        .iter()
+        .find(|m| m.topic == "site/line-a/plc/temperature")
+        .unwrap()
+        .json();
+    assert_eq!(temperature["unit"], "°C");
+    assert_eq!(temperature["quality"], "good");
+    assert!(temperature["value"].is_number());
+    // Stopping one service says so on its retained service topic; the other goes on.
+    a.stop().unwrap();
+    subscriber.wait_for(Duration::from_secs(5), "line-a offline", |m| {
+        m.iter()
+            .any(|m| m.topic == "site/line-a/_service/line-a" && m.json()["state"] == "offline")
+    });
+    let before = samples(&subscriber.messages(), "site/line-b")
+        .values()
+        .map(Vec::len)
+        .sum::<usize>();
+    subscriber.wait_for(Duration::from_secs(5), "line-b going on", |m| {
+        samples(m, "site/line-b")
+            .values()
+            .map(Vec::len)
+            .sum::<usize>()
+            > before + 5
+    });
+    b.stop().unwrap();
+    drop(subscriber);
+    broker.stop();
+    demo_a.stop();
+    demo_b.stop();
+}
+
+/// (d) A `set` message writes the simulator's register through the engine; one to a
+/// read-only point is refused with a published error and writes nothing.
+#[test]
+fn set_messages_write_read_write_points_only() {
+    let mut demo = Demo::start().unwrap();
+    let mut broker = Mosquitto::start();
+    let subscriber = Subscriber::start(broker.port, "check-d", "cmd/#");
+    let queue = tempfile::tempdir().unwrap();
+    let service = Service::start(
+        fast(&demo),
+        SocketAddr::from(ANY_PORT),
+        Some(mqtt_config(
+            broker.broker(),
+            "harvest-d",
+            "cmd",
+            queue.path(),
+        )),
+    )
+    .unwrap();
+    subscriber.wait_for(Duration::from_secs(10), "the service online", |m| {
+        m.iter().any(|m| m.topic == "cmd/_service/harvest-d")
+    });
+    thread::sleep(Duration::from_millis(300)); // its SUBSCRIBE follows the birth
+    subscriber.publish("cmd/plc/setpoint/set", r#"{"value": 37.5, "id": "op-1"}"#);
+    subscriber.wait_for(Duration::from_secs(10), "the set-point result", |m| {
+        m.iter().any(|m| m.topic == "cmd/plc/setpoint/set/result")
+    });
+    let words = demo.plc.holding_registers(plc::SETPOINT, 2).unwrap();
+    let setpoint: f32 = value::decode(&words[..], Order::Abcd).unwrap();
+    assert!(
+        (setpoint - 37.5).abs() < f32::EPSILON,
+        "set-point {setpoint}"
+    );
+    let result = subscriber
+        .messages()
+        .into_iter()
+        .find(|m| m.topic == "cmd/plc/setpoint/set/result")
+        .unwrap()
+        .json();
+    assert_eq!(result["ok"], true, "{result}");
+    assert_eq!(result["id"], "op-1");
+    assert_eq!(result["value"], 37.5);
+
+    subscriber.publish("cmd/plc/level/set", "12");
+    subscriber.publish("cmd/plc/pump/set", "\"on\"");
+    subscriber.wait_for(Duration::from_secs(10), "the refusals", |m| {
+        m.iter().any(|m| m.topic == "cmd/plc/level/set/result")
+            && m.iter().any(|m| m.topic == "cmd/plc/pump/set/result")
+    });
+    let messages = subscriber.messages();
+    let refused = |topic: &str| messages.iter().find(|m| m.topic == topic).unwrap().json();
+    let level = refused("cmd/plc/level/set/result");
+    assert_eq!(level["ok"], false);
+    assert!(
+        level["error"].as_str().unwrap().contains("read-only"),
+        "{level}"
+    );
+    let pump = refused("cmd/plc/pump/set/result");
+    assert_eq!(pump["ok"], false);
+    assert!(pump["error"].as_str().unwrap().contains("bool"), "{pump}");
+    let level: f32 = value::decode(
+        &demo.plc.holding_registers(plc::LEVEL, 2).unwrap()[..],
+        Order::Abcd,
+    )
+    .unwrap();
+    assert!(
+        (level - 12.0).abs() > 1e-3,
+        "the read-only level was written"
+    );
+    let writes = stats(&service);
+    assert_eq!(writes.writes.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(
+        writes
+            .writes_refused
+            .load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
+    service.stop().unwrap();
+    drop(subscriber);
+    broker.stop();
+    demo.stop();
+}
+
+/// The service starts while the broker is down, queues, and connects once it is up.
+#[test]
+fn the_service_starts_without_a_broker_and_connects_later() {
+    let mut demo = Demo::start().unwrap();
+    let mut broker = Mosquitto::start();
+    broker.stop();
+    let queue = tempfile::tempdir().unwrap();
+    let service = Service::start(
+        fast(&demo),
+        SocketAddr::from(ANY_PORT),
+        Some(mqtt_config(
+            broker.broker(),
+            "harvest-late",
+            "late",
+            queue.path(),
+        )),
+    )
+    .unwrap();
+    wait(Duration::from_secs(5), "polls queued", || {
+        backlog(&service) >= 5
+    });
+    let failures = stats(&service)
+        .connection_failures
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(failures >= 1, "no failed attempt recorded");
+    broker.restart();
+    wait(Duration::from_secs(10), "connected", || {
+        stats(&service)
+            .connected
+            .load(std::sync::atomic::Ordering::Relaxed)
+    });
+    wait(Duration::from_secs(10), "the backlog to drain", || {
+        backlog(&service) <= 3
+    });
+    service.stop().unwrap();
+    broker.stop();
+    demo.stop();
+}

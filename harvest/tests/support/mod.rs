@@ -1,0 +1,5 @@
+//! Shared parts of the harvest crate's integration tests.
+
+#![allow(unreachable_pub)]
+
+pub mod mqtt;

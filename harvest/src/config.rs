@@ -396,6 +396,7 @@ impl Checker<'_> {
         }
     }
 
+    #[allow(clippy::too_many_lines)] // one field after the other
     fn mqtt(&mut self, raw: RawMqtt) -> MqttConfig {
         let broker = self.broker(&raw.broker);
         let client_id = raw.client_id.as_ref().map_or_else(
@@ -476,9 +477,10 @@ impl Checker<'_> {
                     }
                     text
                 };
-                let group_id = match &raw.group_id {
-                    Some(group) => single_level(self, group, "mqtt.group_id"),
-                    None => {
+                let group_id = if let Some(group) = &raw.group_id {
+                    single_level(self, group, "mqtt.group_id")
+                } else {
+                    {
                         self.error(raw.broker.span(), "mqtt.group_id".into(), "sparkplug mode needs a group_id (the Sparkplug group, e.g. \"plant1\")");
                         String::new()
                     }
@@ -512,13 +514,16 @@ impl Checker<'_> {
             config.fsync = match fsync.get_ref().as_str() {
                 "always" => FsyncPolicy::Always,
                 "never" => FsyncPolicy::Never,
-                text => match parse_duration(text) {
-                    Some(interval) => FsyncPolicy::Interval(interval),
-                    None => {
-                        self.error(fsync.span(), "mqtt.fsync".into(), format!("{text:?}: use \"always\", \"never\" or an interval such as \"1s\" (the default)"));
-                        config.fsync
+                text => {
+                    if let Some(interval) = parse_duration(text) {
+                        FsyncPolicy::Interval(interval)
+                    } else {
+                        {
+                            self.error(fsync.span(), "mqtt.fsync".into(), format!("{text:?}: use \"always\", \"never\" or an interval such as \"1s\" (the default)"));
+                            config.fsync
+                        }
                     }
-                },
+                }
             };
         }
         config.keep_alive = self.positive_duration(

@@ -61,7 +61,7 @@ impl Service {
         // Before the devices, so that it sees their first samples and statuses.
         let publisher = match mqtt {
             Some(config) => Some(
-                mqtt::Publisher::start(Arc::clone(&engine), &devices, config)
+                mqtt::Publisher::start(&engine, &devices, config)
                     .map_err(|error| io::Error::other(error.to_string()))?,
             ),
             None => None,

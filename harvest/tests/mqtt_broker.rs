@@ -53,9 +53,12 @@ fn backlog(service: &Service) -> u64 {
         .load(std::sync::atomic::Ordering::Relaxed)
 }
 
-/// Sample messages by (device, point): their `(run, sequence, timestamp)` in arrival order.
-fn samples(messages: &[Message], prefix: &str) -> BTreeMap<(String, String), Vec<(u64, u64, f64)>> {
-    let mut out: BTreeMap<(String, String), Vec<(u64, u64, f64)>> = BTreeMap::new();
+/// Per (device, point): `(run, sequence, timestamp)` of each arrival, in arrival order.
+type Arrivals = BTreeMap<(String, String), Vec<(u64, u64, f64)>>;
+
+/// The sample messages under `prefix`.
+fn samples(messages: &[Message], prefix: &str) -> Arrivals {
+    let mut out: Arrivals = BTreeMap::new();
     for message in messages {
         let Some(rest) = message.topic.strip_prefix(&format!("{prefix}/")) else {
             continue;
@@ -80,7 +83,7 @@ fn samples(messages: &[Message], prefix: &str) -> BTreeMap<(String, String), Vec
 /// must arrive complete from 1 and in order (the first arrival of each number after the first
 /// arrival of the one before; resends after a reconnect may repeat numbers).
 fn incomplete_or_disordered(
-    seen: &BTreeMap<(String, String), Vec<(u64, u64, f64)>>,
+    seen: &Arrivals,
     expected: &BTreeMap<(u64, String, String), u64>,
 ) -> Option<String> {
     for ((run, device, point), &last) in expected {
@@ -115,7 +118,7 @@ fn assert_complete_and_ordered(
     subscriber: &Subscriber,
     prefix: &str,
     expected: &BTreeMap<(u64, String, String), u64>,
-) -> BTreeMap<(String, String), Vec<(u64, u64, f64)>> {
+) -> Arrivals {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let seen = samples(&subscriber.messages(), prefix);

@@ -4,7 +4,7 @@
 //! The path of a sample: the engine's event stream → the publish rules (on change, deadband,
 //! maximum interval) → one [`record::QueuedPoll`] per device poll, appended to the
 //! [`queue::Queue`] → read back in order by the sender, published at the configured QoS →
-//! acknowledged (PUBACK at QoS 1, PUBCOMP at QoS 2, the socket write at QoS 0) → removed.
+//! acknowledged (PUBACK at QoS 1, PUBCOMP at 2, the socket write at 0) → removed.
 //! After a disconnect the sender starts again at the first unacknowledged record, so delivery
 //! is at least once; each point's `sequence` (fixed when queued) lets a consumer drop
 //! duplicates and see gaps.
@@ -115,7 +115,7 @@ pub struct MqttConfig {
     pub credentials: Option<(String, String)>,
     /// CA certificates (PEM) to trust for TLS; without, the system's roots.
     pub ca_file: Option<PathBuf>,
-    /// QoS of sample messages.
+    /// The QoS of sample messages.
     pub qos: Qos,
     /// Topic layout.
     pub mode: Mode,

@@ -39,6 +39,9 @@ const WINDOW: u16 = 512;
 const BATCH: usize = 256;
 /// Engine events buffered for the collector (about 3 s of 1000 devices × 20 points).
 const EVENT_QUEUE: usize = 65_536;
+/// Sparkplug B 3.0 has NBIRTH, DBIRTH and DDEATH at QoS 0: a lost birth is followed by a
+/// new one at the next connect (or a rebirth request), so there is nothing to resend.
+const SPARKPLUG_BIRTH_QOS: QoS = QoS::AtMostOnce;
 /// How long a stop waits for the goodbye message and the DISCONNECT to go out.
 const GOODBYE: Duration = Duration::from_secs(2);
 
@@ -200,8 +203,9 @@ impl Publisher {
     ///
     /// # Errors
     /// [`MqttError`] when the queue directory is unusable or a setting cannot be applied.
+    #[allow(clippy::too_many_lines)] // set-up, one part after the other
     pub fn start(
-        engine: Arc<Engine>,
+        engine: &Arc<Engine>,
         devices: &[DeviceConfig],
         config: MqttConfig,
     ) -> Result<Self, MqttError> {
@@ -258,7 +262,7 @@ impl Publisher {
         let (client, eventloop) = AsyncClient::new(options, usize::from(WINDOW) + 256);
         let cursor = queue.first_unacked();
         let shared = Arc::new(Shared {
-            engine: Arc::clone(&engine),
+            engine: Arc::clone(engine),
             queue: Mutex::new(queue),
             link: Mutex::new(Some(Link {
                 client,
@@ -356,9 +360,10 @@ fn next_run(dir: &Path) -> Result<(u64, u64), MqttError> {
     let (run, bd_seq) = match fs::read_to_string(&path) {
         Ok(text) => {
             let mut numbers = text.split_whitespace().map(str::parse::<u64>);
-            match (numbers.next(), numbers.next()) {
-                (Some(Ok(run)), Some(Ok(bd_seq))) => (run + 1, (bd_seq + 1) % 256),
-                _ => {
+            if let (Some(Ok(run)), Some(Ok(bd_seq))) = (numbers.next(), numbers.next()) {
+                (run + 1, (bd_seq + 1) % 256)
+            } else {
+                {
                     tracing::warn!(
                         "{}: unreadable, starting the run count again",
                         path.display()
@@ -731,7 +736,7 @@ fn on_connected(shared: &Shared, latest: &BTreeMap<String, Status>) {
             let _ = link.client.try_subscribe(topic, QoS::AtLeastOnce);
         }
         let (topic, payload) = node.birth(now_ms);
-        link.send(topic, payload, QoS::AtLeastOnce, false, None);
+        link.send(topic, payload, SPARKPLUG_BIRTH_QOS, false, None);
         for device in shared.devices.keys() {
             let alive = latest.get(device).is_none_or(is_alive);
             if alive {
@@ -795,7 +800,7 @@ fn birth_device(shared: &Shared, link: &mut Link, device: &str) {
             });
     match node.device_birth(device, &values, epoch_millis(SystemTime::now())) {
         Ok((topic, payload)) => {
-            link.send(topic, payload, QoS::AtLeastOnce, false, None);
+            link.send(topic, payload, SPARKPLUG_BIRTH_QOS, false, None);
             link.born.insert(device.to_string(), true);
         }
         Err(error) => tracing::warn!("sparkplug: {error}"),
@@ -818,7 +823,7 @@ fn on_status(shared: &Shared, device: &str, status: &Status) {
                 .as_mut()
                 .map(|node| node.device_death(device, epoch_millis(SystemTime::now())))
             {
-                link.send(topic, payload, QoS::AtLeastOnce, false, None);
+                link.send(topic, payload, SPARKPLUG_BIRTH_QOS, false, None);
             }
             link.born.insert(device.to_string(), false);
         }
@@ -1032,7 +1037,7 @@ fn on_command(shared: &Arc<Shared>, topic: &str, payload: Vec<u8>) {
                 tracing::info!("sparkplug: rebirth requested");
                 let now_ms = epoch_millis(SystemTime::now());
                 if let Some((topic, payload)) = link.node.as_mut().map(|node| node.birth(now_ms)) {
-                    link.send(topic, payload, QoS::AtLeastOnce, false, None);
+                    link.send(topic, payload, SPARKPLUG_BIRTH_QOS, false, None);
                 }
                 let born: Vec<String> = link
                     .born

@@ -277,5 +277,24 @@ function connectStream() {
   source.addEventListener("lagged", () => loadAll());
 }
 
+function bytes(n) {
+  return n < 1024 ? `${n} B` : n < 1048576 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 1048576).toFixed(1)} MiB`;
+}
+
+// The broker link and the store-and-forward queue; drops are shown, never hidden.
+async function refreshMqtt() {
+  const state = await api("/api/mqtt");
+  const badge = document.getElementById("mqtt");
+  if (!state.ok || !state.body.enabled) { badge.hidden = true; return; }
+  const s = state.body;
+  badge.hidden = false;
+  const queue = s.backlog_polls > 0 ? ` · queued ${s.backlog_polls} polls (${bytes(s.backlog_bytes)})` : "";
+  const dropped = s.dropped_polls > 0 ? ` · ${s.dropped_polls} dropped` : "";
+  badge.textContent = `MQTT ${s.connected ? "connected" : "offline"}${queue}${dropped}`;
+  badge.className = `badge ${s.connected && s.dropped_polls === 0 ? "live" : "down"}`;
+}
+
 loadAll().then(connectStream);
 setInterval(refreshCounters, 2000);
+refreshMqtt();
+setInterval(refreshMqtt, 2000);

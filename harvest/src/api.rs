@@ -66,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/devices/{name}/enable", post(device_enable))
         .route("/api/devices/{name}/disable", post(device_disable))
         .route("/api/events", get(events))
+        .route("/api/mqtt", get(mqtt_status))
         .route("/metrics", get(metrics_text))
         .fallback(not_found)
         .layer(axum::middleware::from_fn(json_errors))
@@ -799,6 +800,29 @@ async fn events(
         },
     );
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+/// The MQTT publisher's state: `{"enabled": false}` without one.
+async fn mqtt_status(State(state): State<AppState>) -> impl IntoResponse {
+    use std::sync::atomic::Ordering::Relaxed;
+    let Some(stats) = &state.mqtt else {
+        return axum::Json(json!({ "enabled": false }));
+    };
+    axum::Json(json!({
+        "enabled": true,
+        "connected": stats.connected.load(Relaxed),
+        "connects": stats.connects.load(Relaxed),
+        "connection_failures": stats.connection_failures.load(Relaxed),
+        "acknowledged": stats.acknowledged.load(Relaxed),
+        "queued_polls": stats.queued.load(Relaxed),
+        "backlog_polls": stats.backlog.load(Relaxed),
+        "backlog_bytes": stats.backlog_bytes.load(Relaxed),
+        "dropped_polls": stats.dropped.load(Relaxed),
+        "corrupt_records": stats.corrupt.load(Relaxed),
+        "missed_events": stats.missed_events.load(Relaxed),
+        "writes": stats.writes.load(Relaxed),
+        "writes_refused": stats.writes_refused.load(Relaxed),
+    }))
 }
 
 async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {

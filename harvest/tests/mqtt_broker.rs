@@ -20,6 +20,7 @@ use modbus_harvest::Service;
 use modbus_harvest::demo::{Demo, plc};
 use modbus_harvest::mqtt::{Broker, MqttConfig, MqttStats};
 use modbus_stack::value::{self, Order};
+use serde_json::Value;
 use support::mqtt::{Message, Mosquitto, Subscriber};
 
 const ANY_PORT: ([u8; 4], u16) = ([127, 0, 0, 1], 0);
@@ -189,6 +190,32 @@ fn an_outage_loses_no_sample() {
         "the backlog holds {}",
         backlog(&service)
     );
+    // The outage shows on the page's source and on /metrics.
+    let state: Value = ureq::get(&format!("http://{}/api/mqtt", service.addr()))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_json()
+        .unwrap();
+    assert_eq!(state["connected"], false, "{state}");
+    assert!(state["backlog_polls"].as_u64().unwrap() >= 20, "{state}");
+    assert!(state["backlog_bytes"].as_u64().unwrap() > 0, "{state}");
+    assert_eq!(state["dropped_polls"], 0, "{state}");
+    let metrics = ureq::get(&format!("http://{}/metrics", service.addr()))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    let gauge = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /metrics"))
+    };
+    assert!(gauge("modbus_harvest_mqtt_queue_polls") >= 20.0);
+    assert!(gauge("modbus_harvest_mqtt_connected") == 0.0);
+    assert!(gauge("modbus_harvest_mqtt_dropped_polls_total") == 0.0);
     broker.restart();
     // Polls go on meanwhile: drained means down to the few of the latest round.
     wait(Duration::from_secs(15), "the backlog to drain", || {

@@ -489,6 +489,9 @@ impl Checker<'_> {
                     Some(node) => single_level(self, node, "mqtt.edge_node_id"),
                     None => client_id.clone(),
                 };
+                if let Some(prefix) = &raw.topic_prefix {
+                    self.error(prefix.span(), "mqtt.topic_prefix".into(), "topic_prefix is for mode = \"plain\"; Sparkplug topics are spBv1.0/GROUP_ID/…, set group_id instead");
+                }
                 Mode::Sparkplug {
                     group_id,
                     edge_node_id,

@@ -366,7 +366,7 @@ fn an_unknown_field_names_itself_and_the_fields_that_exist() {
             "[servce]\nlisten = \"127.0.0.1:1\"\n{}",
             with_point("  register = 40001\n  type = \"u16\"")
         ),
-        "1:2: servce: unknown field `servce`, expected `service` or `devices`",
+        "1:2: servce: unknown field `servce`, expected one of `service`, `mqtt`, `devices`",
     );
 }
 
@@ -569,4 +569,138 @@ enabled = false
         energy.kind,
         PointKind::Number { scale: Some(_), .. }
     ));
+}
+
+/// A device with two points, for the `[mqtt]` tests.
+const MQTT_DEVICE: &str = r#"
+[[devices]]
+name = "boiler"
+connection = "tcp"
+address = "127.0.0.1"
+unit_id = 1
+publish = "change"
+deadband = 0.5
+
+  [[devices.points]]
+  name = "temperature"
+  register = 40001
+  type = "f32"
+
+  [[devices.points]]
+  name = "pump"
+  register = "00001"
+  type = "bool"
+  publish = "every_poll"
+"#;
+
+#[test]
+fn the_mqtt_section_gives_broker_mode_queue_and_publish_rules() {
+    use modbus_harvest::mqtt::{Mode, Qos, queue::FsyncPolicy};
+    let text = format!(
+        r#"[mqtt]
+broker = "mqtts://broker.plant:8884"
+client_id = "line-1"
+username = "harvest"
+password = "secret"
+qos = 2
+mode = "sparkplug"
+group_id = "plant1"
+queue_dir = "spool"
+queue_max_mb = 64
+fsync = "always"
+reconnect_min = "250ms"
+reconnect_max = "10s"
+publish = "change"
+max_interval = "5m"
+{MQTT_DEVICE}"#
+    );
+    let (file, result) = load("mqtt_section", &text);
+    let mqtt = result.unwrap().mqtt.expect("an [mqtt] section");
+    assert_eq!(
+        (mqtt.broker.host.as_str(), mqtt.broker.port, mqtt.broker.tls),
+        ("broker.plant", 8884, true)
+    );
+    assert_eq!(mqtt.client_id, "line-1");
+    assert_eq!(mqtt.credentials, Some(("harvest".into(), "secret".into())));
+    assert_eq!(mqtt.qos, Qos::ExactlyOnce);
+    assert_eq!(
+        mqtt.mode,
+        Mode::Sparkplug {
+            group_id: "plant1".into(),
+            edge_node_id: "line-1".into()
+        }
+    );
+    // A relative queue directory sits next to the file.
+    assert_eq!(
+        mqtt.queue_dir,
+        Path::new(&file).parent().unwrap().join("spool")
+    );
+    assert_eq!(mqtt.queue_max_bytes, 64 << 20);
+    assert_eq!(mqtt.fsync, FsyncPolicy::Always);
+    assert_eq!(mqtt.reconnect_min, Duration::from_millis(250));
+    // The device's rule (change, deadband 0.5) keeps the file-wide 5 minute maximum; the
+    // pump's own rule publishes every poll.
+    let temperature = mqtt.publish.policy("boiler", "temperature");
+    assert!(temperature.on_change);
+    assert!((temperature.deadband - 0.5).abs() < f64::EPSILON);
+    assert_eq!(temperature.max_interval, Some(Duration::from_secs(300)));
+    assert!(!mqtt.publish.policy("boiler", "pump").on_change);
+    // Defaults: plain mode under `modbus`, QoS 1, port 1883.
+    let (_, result) = load(
+        "mqtt_defaults",
+        &format!("[mqtt]\nbroker = \"mqtt://127.0.0.1\"\n{MQTT_DEVICE}"),
+    );
+    let mqtt = result.unwrap().mqtt.unwrap();
+    assert_eq!(mqtt.broker.port, 1883);
+    assert_eq!(mqtt.qos, Qos::AtLeastOnce);
+    assert_eq!(
+        mqtt.mode,
+        Mode::Plain {
+            prefix: "modbus".into()
+        }
+    );
+    assert_eq!(mqtt.fsync, FsyncPolicy::Interval(Duration::from_secs(1)));
+}
+
+#[test]
+fn mqtt_mistakes_are_each_named_at_their_place() {
+    let text = format!(
+        r#"[mqtt]
+broker = "tcp://broker:1883"
+qos = 3
+mode = "sparkplug"
+fsync = "sometimes"
+topic_prefix = "plant/#"
+deadband = 2
+{MQTT_DEVICE}"#
+    );
+    let (file, messages) = errors("mqtt_mistakes", &text);
+    let expect = |place: &str, words: &str| {
+        assert!(
+            messages
+                .iter()
+                .any(|m| m.starts_with(&format!("{file}:{place}")) && m.contains(words)),
+            "no error at {place} with {words:?} among {messages:#?}"
+        );
+    };
+    expect("2:10: mqtt.broker: ", "mqtts://HOST");
+    expect("3:7: mqtt.qos: ", "use 0, 1");
+    expect("2:10: mqtt.group_id: ", "needs a group_id");
+    expect("5:9: mqtt.fsync: ", "\"always\", \"never\"");
+    expect("6:16: mqtt.topic_prefix: ", "is for mode = \"plain\"");
+    expect("7:12: mqtt.publish: ", "apply to publish = \"change\"");
+    assert_eq!(messages.len(), 6, "{messages:#?}");
+    let (file, messages) = errors(
+        "mqtt_prefix",
+        &format!("[mqtt]\nbroker = \"mqtt://b\"\ntopic_prefix = \"plant/#\"\n{MQTT_DEVICE}"),
+    );
+    assert_eq!(messages.len(), 1, "{messages:#?}");
+    assert!(
+        messages[0].starts_with(&format!("{file}:3:16: mqtt.topic_prefix: ")),
+        "{messages:?}"
+    );
+    assert!(
+        messages[0].contains("must not be empty, contain + or #"),
+        "{messages:?}"
+    );
 }

@@ -90,7 +90,7 @@ fn every_shipped_configuration_loads() {
         }
     }
     loaded.sort();
-    assert_eq!(loaded, ["plant.toml", "simulator.toml"]);
+    assert_eq!(loaded, ["fleet.toml", "plant.toml", "simulator.toml"]);
 }
 
 #[test]

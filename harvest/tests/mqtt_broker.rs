@@ -524,3 +524,81 @@ fn the_service_starts_without_a_broker_and_connects_later() {
     broker.stop();
     demo.stop();
 }
+
+/// A full queue drops its oldest polls, counts them on `/metrics`, and delivers the rest in
+/// order: each point's first sample to arrive is a later one, and none after it is missing.
+#[test]
+fn a_full_queue_drops_the_oldest_and_says_so() {
+    let mut demo = Demo::start().unwrap();
+    let mut broker = Mosquitto::start();
+    // Subscribed before the outage: its persistent session keeps what comes while it reconnects.
+    let subscriber = Subscriber::start(broker.port, "check-full", "full/#");
+    broker.stop();
+    let queue = tempfile::tempdir().unwrap();
+    let mut config = mqtt_config(broker.broker(), "harvest-full", "full", queue.path());
+    config.queue_max_bytes = 64 << 10;
+    // Polled as fast as the simulators answer, the queue overflows in a few seconds.
+    let devices = demo
+        .devices
+        .iter()
+        .cloned()
+        .map(|device| device.with_interval(Duration::from_millis(5)))
+        .collect();
+    let service = Service::start(devices, SocketAddr::from(ANY_PORT), Some(config)).unwrap();
+    let dropped = || {
+        stats(&service)
+            .dropped
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    wait(Duration::from_secs(20), "polls dropped", || dropped() >= 10);
+    let metrics = ureq::get(&format!("http://{}/metrics", service.addr()))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    let counted: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("modbus_harvest_mqtt_dropped_polls_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(counted >= 10, "{counted} on /metrics");
+    let bytes = stats(&service)
+        .backlog_bytes
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(bytes <= 64 << 10, "the queue holds {bytes} bytes, over its 64 KiB");
+
+    broker.restart();
+    service.engine().shutdown();
+    let expected = taken(&service, 1);
+    wait(Duration::from_secs(20), "the backlog to drain", || backlog(&service) == 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let seen = loop {
+        let seen = samples(&subscriber.messages(), "full");
+        let done = expected.iter().all(|((_, d, p), &last)| {
+            seen.get(&(d.clone(), p.clone()))
+                .is_some_and(|a| a.iter().any(|&(_, s, _)| s == last))
+        });
+        if done || Instant::now() > deadline {
+            break seen;
+        }
+        thread::sleep(Duration::from_millis(50));
+    };
+    for ((_, device, point), &last) in &expected {
+        let arrivals = &seen[&(device.clone(), point.clone())];
+        let mut numbers: Vec<u64> = arrivals.iter().map(|a| a.1).collect();
+        numbers.dedup();
+        let first = numbers[0];
+        assert!(first > 1, "{device}/{point}: the oldest samples were not dropped");
+        assert_eq!(
+            numbers,
+            (first..=last).collect::<Vec<_>>(),
+            "{device}/{point}: after the drop, every sample in order"
+        );
+    }
+    service.stop().unwrap();
+    drop(subscriber);
+    broker.stop();
+    demo.stop();
+}

@@ -213,8 +213,9 @@ impl Publisher {
             &config.queue_dir,
             QueueOptions {
                 max_bytes: config.queue_max_bytes,
+                // Drops go a segment at a time: eight or more segments keep each drop small.
+                segment_bytes: (config.queue_max_bytes / 8).clamp(4 << 10, 8 << 20),
                 fsync: config.fsync,
-                ..QueueOptions::default()
             },
         )?;
         let (run, bd_seq) = next_run(&config.queue_dir)?;

@@ -567,12 +567,17 @@ fn a_full_queue_drops_the_oldest_and_says_so() {
     let bytes = stats(&service)
         .backlog_bytes
         .load(std::sync::atomic::Ordering::Relaxed);
-    assert!(bytes <= 64 << 10, "the queue holds {bytes} bytes, over its 64 KiB");
+    assert!(
+        bytes <= 64 << 10,
+        "the queue holds {bytes} bytes, over its 64 KiB"
+    );
 
     broker.restart();
     service.engine().shutdown();
     let expected = taken(&service, 1);
-    wait(Duration::from_secs(20), "the backlog to drain", || backlog(&service) == 0);
+    wait(Duration::from_secs(20), "the backlog to drain", || {
+        backlog(&service) == 0
+    });
     let deadline = Instant::now() + Duration::from_secs(10);
     let seen = loop {
         let seen = samples(&subscriber.messages(), "full");
@@ -590,7 +595,10 @@ fn a_full_queue_drops_the_oldest_and_says_so() {
         let mut numbers: Vec<u64> = arrivals.iter().map(|a| a.1).collect();
         numbers.dedup();
         let first = numbers[0];
-        assert!(first > 1, "{device}/{point}: the oldest samples were not dropped");
+        assert!(
+            first > 1,
+            "{device}/{point}: the oldest samples were not dropped"
+        );
         assert_eq!(
             numbers,
             (first..=last).collect::<Vec<_>>(),
@@ -598,6 +606,65 @@ fn a_full_queue_drops_the_oldest_and_says_so() {
         );
     }
     service.stop().unwrap();
+    drop(subscriber);
+    broker.stop();
+    demo.stop();
+}
+
+/// `mqtts://`: the service publishes over TLS (rustls) to a broker whose certificate its
+/// `ca_file` trusts, and refuses one it does not.
+#[test]
+fn tls_to_the_broker_with_its_ca() {
+    let mut demo = Demo::start().unwrap();
+    let (mut broker, ca) = Mosquitto::start_with_tls();
+    let subscriber = Subscriber::start(broker.port, "check-tls", "tls/#");
+    let tls = Broker {
+        host: "127.0.0.1".into(),
+        port: broker.tls_port.unwrap(),
+        tls: true,
+    };
+    let queue = tempfile::tempdir().unwrap();
+    let mut config = mqtt_config(tls.clone(), "harvest-tls", "tls", queue.path());
+    config.ca_file = Some(ca);
+    let service = Service::start(fast(&demo), SocketAddr::from(ANY_PORT), Some(config)).unwrap();
+    subscriber.wait_for(Duration::from_secs(10), "samples over TLS", |m| {
+        samples(m, "tls").values().any(|s| s.len() >= 3)
+    });
+    service.stop().unwrap();
+
+    // Without the CA, the system's roots do not know the broker: no connection, all queued.
+    let untrusted = tempfile::tempdir().unwrap();
+    let service = Service::start(
+        fast(&demo),
+        SocketAddr::from(ANY_PORT),
+        Some(mqtt_config(
+            tls,
+            "harvest-untrusted",
+            "untrusted",
+            untrusted.path(),
+        )),
+    )
+    .unwrap();
+    wait(Duration::from_secs(10), "refused attempts", || {
+        stats(&service)
+            .connection_failures
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 2
+    });
+    assert!(
+        !stats(&service)
+            .connected
+            .load(std::sync::atomic::Ordering::Relaxed)
+    );
+    assert!(backlog(&service) > 0);
+    service.stop().unwrap();
+    assert!(
+        !subscriber
+            .messages()
+            .iter()
+            .any(|m| m.topic.starts_with("untrusted/")),
+        "an untrusted broker got samples"
+    );
     drop(subscriber);
     broker.stop();
     demo.stop();

@@ -24,6 +24,8 @@ pub struct Mosquitto {
     child: Option<Child>,
     /// Its loopback port, the same across restarts.
     pub port: u16,
+    /// A second, TLS listener (see [`Mosquitto::start_with_tls`]).
+    pub tls_port: Option<u16>,
     dir: tempfile::TempDir,
 }
 
@@ -45,6 +47,7 @@ impl Mosquitto {
         let mut broker = Self {
             child: None,
             port,
+            tls_port: None,
             dir,
         };
         broker.restart();
@@ -61,6 +64,109 @@ impl Mosquitto {
             })
     }
 
+    /// Starts a broker with a plain listener and a TLS one, whose certificate (for IP
+    /// 127.0.0.1) is signed by a CA made here; returns the CA's PEM file.
+    pub fn start_with_tls() -> (Self, PathBuf) {
+        let mut broker = Self::start();
+        broker.stop();
+        let dir = broker.dir.path().to_path_buf();
+        let openssl = |args: &[&str]| {
+            let status = Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .expect("openssl (to make the test certificates)");
+            assert!(status.success(), "openssl {args:?}");
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        openssl(
+            &[
+                &["req", "-x509"][..],
+                &ec,
+                &[
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.pem",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=harvest test CA",
+                    "-addext",
+                    "basicConstraints=critical,CA:TRUE",
+                    "-addext",
+                    "keyUsage=critical,keyCertSign",
+                ],
+            ]
+            .concat(),
+        );
+        openssl(
+            &[
+                &["req"][..],
+                &ec,
+                &[
+                    "-keyout",
+                    "server.key",
+                    "-out",
+                    "server.csr",
+                    "-subj",
+                    "/CN=127.0.0.1",
+                ],
+            ]
+            .concat(),
+        );
+        std::fs::write(
+            dir.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ]);
+        // Started as root, mosquitto reads them as its own user.
+        std::fs::set_permissions(
+            dir.join("server.key"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o644),
+        )
+        .unwrap();
+        broker.tls_port = Some(
+            TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .unwrap()
+                .port(),
+        );
+        broker.restart();
+        let tls_port = broker.tls_port.unwrap_or_default();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", tls_port)).is_err() {
+            assert!(Instant::now() < deadline, "no TLS listener on {tls_port}");
+            thread::sleep(Duration::from_millis(20));
+        }
+        (broker, dir.join("ca.pem"))
+    }
+
     /// Starts it (again) on the same port, with the persisted sessions.
     pub fn restart(&mut self) {
         assert!(self.child.is_none());
@@ -68,9 +174,13 @@ impl Mosquitto {
         std::fs::write(
             &config,
             format!(
-                "listener {} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nlog_dest stderr\nlog_type error\nlog_type warning\nmax_queued_messages 0\n",
+                "per_listener_settings false\nallow_anonymous true\npersistence true\npersistence_location {dir}/\nlog_dest stderr\nlog_type error\nlog_type warning\nmax_queued_messages 0\nlistener {} 127.0.0.1\n{}",
                 self.port,
-                self.dir.path().display()
+                self.tls_port.map_or(String::new(), |port| format!(
+                    "listener {port} 127.0.0.1\ncafile {dir}/ca.pem\ncertfile {dir}/server.pem\nkeyfile {dir}/server.key\n",
+                    dir = self.dir.path().display()
+                )),
+                dir = self.dir.path().display(),
             ),
         )
         .unwrap();

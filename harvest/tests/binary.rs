@@ -6,6 +6,8 @@
 //!
 //! Every child is killed by a guard if its test fails; every wait is bounded.
 
+mod support;
+
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -466,4 +468,80 @@ fn an_address_in_use_and_a_bad_run_for_are_refused() {
         assert!(log.contains("--run-for"), "{bad}: {log}");
         assert!(output.stdout.is_empty(), "{bad}: nothing was served");
     }
+}
+
+/// Killed outright (SIGKILL), the service's last will tells subscribers it is gone; the next
+/// start publishes online again under a new run, from the same queue directory.
+#[test]
+fn a_killed_service_leaves_its_last_will_and_the_next_run_goes_on() {
+    let store = sim::store();
+    let server = TcpServer::bind("127.0.0.1:0", Config::tcp())
+        .and_then(|server| server.spawn(store.clone()))
+        .expect("start the simulator");
+    let mut broker = support::mqtt::Mosquitto::start();
+    let subscriber = support::mqtt::Subscriber::start(broker.port, "check-will", "bin/#");
+    let dir = temp_dir("last_will");
+    let file = dir.join("fleet.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"[mqtt]
+broker = "mqtt://127.0.0.1:{broker}"
+client_id = "harvest-bin"
+topic_prefix = "bin"
+queue_dir = "queue"
+
+[[devices]]
+name = "boiler"
+connection = "tcp"
+address = "127.0.0.1"
+port = {port}
+unit_id = 1
+poll_interval = "100ms"
+
+  [[devices.points]]
+  name = "setpoint"
+  register = 40001
+  type = "u16"
+"#,
+            broker = broker.port,
+            port = server.local_addr().port()
+        ),
+    )
+    .expect("write the file");
+    let config = file.to_string_lossy().into_owned();
+    let service_topic = "bin/_service/harvest-bin";
+    let state = |m: &support::mqtt::Message| m.json()["state"].as_str().map(str::to_owned);
+    for run in 1..=2u64 {
+        let mut running = Running::spawn(
+            &format!("last_will_{run}"),
+            &["--config", &config, "--listen", "127.0.0.1:0"],
+        );
+        let _ = running.url();
+        subscriber.wait_for(PATIENCE, "the service online", |m| {
+            m.iter().any(|m| {
+                m.topic == service_topic
+                    && m.json()["run"] == run
+                    && state(m).as_deref() == Some("online")
+            })
+        });
+        subscriber.wait_for(PATIENCE, "samples", |m| {
+            m.iter()
+                .any(|m| m.topic == "bin/boiler/setpoint" && m.json()["run"] == run)
+        });
+        running.signal("KILL");
+        let _ = running.exit_within(PATIENCE);
+        subscriber.wait_for(PATIENCE, "the last will", |m| {
+            m.iter()
+                .rev()
+                .find(|m| m.topic == service_topic)
+                .and_then(state)
+                .as_deref()
+                == Some("offline")
+        });
+    }
+    assert!(dir.join("queue").join("run").exists());
+    drop(subscriber);
+    broker.stop();
+    server.shutdown().expect("stop the simulator");
 }

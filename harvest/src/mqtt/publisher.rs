@@ -1226,3 +1226,107 @@ async fn goodbye(shared: &Shared, eventloop: &mut EventLoop) {
     let mut queue = lock(&shared.queue);
     let _ = queue.sync();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(value: Option<PointValue>, quality: Quality, at: u64) -> Sample {
+        Sample {
+            device: "d".into(),
+            point: "p".into(),
+            value,
+            quality,
+            timestamp: UNIX_EPOCH + Duration::from_secs(at),
+            sequence: at,
+        }
+    }
+
+    fn published(memory: &PointMemory, sample: &Sample) -> PointMemory {
+        PointMemory {
+            last: Some(match (&sample.value, &sample.quality) {
+                (Some(value), Quality::Good) => Ok(value.clone()),
+                _ => Err(()),
+            }),
+            last_at: Some(sample.timestamp),
+            sequence: memory.sequence + 1,
+        }
+    }
+
+    /// Runs `samples` through `policy` and returns which were published.
+    fn run(policy: &PublishPolicy, samples: &[Sample]) -> Vec<bool> {
+        let mut memory = PointMemory::default();
+        samples
+            .iter()
+            .map(|sample| {
+                let publish = changed(policy, &memory, sample);
+                if publish {
+                    memory = published(&memory, sample);
+                }
+                publish
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_poll_publishes_everything() {
+        let samples: Vec<Sample> = (0..3)
+            .map(|t| sample(Some(PointValue::U16(7)), Quality::Good, t))
+            .collect();
+        assert_eq!(run(&PublishPolicy::default(), &samples), [true; 3]);
+    }
+
+    #[test]
+    fn on_change_compares_against_the_last_published_value_beyond_the_deadband() {
+        let policy = PublishPolicy {
+            on_change: true,
+            deadband: 0.5,
+            max_interval: None,
+        };
+        // 20.0 → 20.3 → 20.6: each step is within the deadband, but 20.6 is 0.6 from the
+        // last *published* 20.0, so it goes.
+        let values = [20.0, 20.3, 20.6, 20.6, 19.0];
+        let samples: Vec<Sample> = values
+            .iter()
+            .zip(0..)
+            .map(|(&v, t)| sample(Some(PointValue::F64(v)), Quality::Good, t))
+            .collect();
+        assert_eq!(run(&policy, &samples), [true, false, true, false, true]);
+    }
+
+    #[test]
+    fn quality_changes_and_the_maximum_interval_always_publish() {
+        let policy = PublishPolicy {
+            on_change: true,
+            deadband: 0.0,
+            max_interval: Some(Duration::from_secs(10)),
+        };
+        let good = |t| sample(Some(PointValue::Bool(true)), Quality::Good, t);
+        let bad = |t| sample(None, Quality::Bad("timeout".into()), t);
+        let samples = [good(0), good(1), bad(2), bad(3), good(4), good(9), good(14), good(15)];
+        // first; same; bad; still bad; good again; same; 10 s since the last (4 s); same.
+        assert_eq!(
+            run(&policy, &samples),
+            [true, false, true, false, true, false, true, false]
+        );
+    }
+
+    #[test]
+    fn texts_and_bools_change_on_any_difference() {
+        let policy = PublishPolicy {
+            on_change: true,
+            deadband: 100.0,
+            max_interval: None,
+        };
+        let text = |s: &str, t| sample(Some(PointValue::Text(s.into())), Quality::Good, t);
+        assert_eq!(
+            run(&policy, &[text("a", 0), text("a", 1), text("b", 2)]),
+            [true, false, true]
+        );
+        let bit = |b, t| sample(Some(PointValue::Bool(b)), Quality::Good, t);
+        assert_eq!(
+            run(&policy, &[bit(false, 0), bit(true, 1), bit(true, 2)]),
+            [true, true, false]
+        );
+    }
+}

@@ -305,6 +305,7 @@ struct Mosquitto {
     child: Option<Child>,
     port: u16,
     config: PathBuf,
+    binary: PathBuf,
 }
 
 impl Mosquitto {
@@ -313,7 +314,8 @@ impl Mosquitto {
             .iter()
             .map(Path::new)
             .find(|path| path.exists())
-            .ok_or("mosquitto is not installed: `apt-get install mosquitto`")?;
+            .ok_or("mosquitto is not installed: `apt-get install mosquitto`")?
+            .to_path_buf();
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(|e| e.to_string())?
@@ -336,13 +338,15 @@ impl Mosquitto {
             child: None,
             port,
             config,
+            binary,
         };
-        broker.restart(binary)?;
+        broker.restart()?;
         Ok(broker)
     }
 
-    fn restart(&mut self, binary: &Path) -> Result<(), String> {
-        let child = Command::new(binary)
+    /// Starts it (again), on the same port.
+    fn restart(&mut self) -> Result<(), String> {
+        let child = Command::new(&self.binary)
             .arg("-c")
             .arg(&self.config)
             .stdout(Stdio::null())
@@ -358,15 +362,6 @@ impl Mosquitto {
             thread::sleep(Duration::from_millis(10));
         }
         Ok(())
-    }
-
-    fn start_again(&mut self) -> Result<(), String> {
-        self.restart(Path::new(
-            ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
-                .into_iter()
-                .find(|path| Path::new(path).exists())
-                .unwrap_or("mosquitto"),
-        ))
     }
 
     /// SIGTERM, as an operator would stop it: it saves the sessions first.
@@ -940,25 +935,20 @@ struct CpuProbe {
 }
 
 impl CpuProbe {
-    fn read(&self) -> CpuSpan {
-        let [p, c, s, b, u] = self.files.each_ref().map(|file| cpu_seconds(file));
-        CpuSpan {
-            process: p,
-            collector: c,
-            simulators: s,
-            broker: b,
-            subscriber: u,
-        }
+    fn read(&self) -> [f64; 5] {
+        self.files.each_ref().map(|file| cpu_seconds(file))
     }
 
-    fn since(&self, start: CpuSpan) -> CpuSpan {
+    fn since(&self, start: [f64; 5]) -> CpuSpan {
         let now = self.read();
+        let [process, collector, simulators, broker, subscriber] =
+            std::array::from_fn(|i| now[i] - start[i]);
         CpuSpan {
-            process: now.process - start.process,
-            collector: now.collector - start.collector,
-            simulators: now.simulators - start.simulators,
-            broker: now.broker - start.broker,
-            subscriber: now.subscriber - start.subscriber,
+            process,
+            collector,
+            simulators,
+            broker,
+            subscriber,
         }
     }
 }
@@ -1196,7 +1186,7 @@ fn measure(options: &Options, mqtt: bool) -> Result<Figures, String> {
         m.outage_disk_bytes = dir_bytes(queue_dir.path());
         let cpu_outage = probe.since(cpu_outage_start);
         let restarted = Instant::now();
-        broker.start_again()?;
+        broker.restart()?;
         let drain_index = collector.open(Window {
             start: epoch(SystemTime::now()),
             end: f64::INFINITY,
@@ -1330,7 +1320,11 @@ fn run_service(options: &Options, mqtt: bool) -> Result<Figures, String> {
         .ok_or_else(|| format!("the service process failed ({}): {text}", output.status))
 }
 
-#[allow(clippy::cast_precision_loss, reason = "counts far below 2^52")]
+#[allow(
+    clippy::cast_precision_loss,
+    clippy::too_many_lines,
+    reason = "counts far below 2^52; one table and its notes"
+)]
 fn print_table(off: &Figures, on: &Figures) {
     let ideal = (on.devices * POINTS) as f64 / INTERVAL.as_secs_f64();
     let rate = |phase: &Phase| phase.samples as f64 / phase.seconds;

@@ -762,14 +762,7 @@ fn on_connected(shared: &Shared, latest: &BTreeMap<String, Status>) {
             None,
         );
         for (device, status) in latest {
-            let topic = format!("{}/{device}/status", prefix(config));
-            link.send(
-                topic,
-                status_json(status).to_string().into_bytes(),
-                QoS::AtLeastOnce,
-                true,
-                None,
-            );
+            send_status(link, config, device, status);
         }
     }
     drop(guard);
@@ -829,15 +822,15 @@ fn on_status(shared: &Shared, device: &str, status: &Status) {
             link.born.insert(device.to_string(), false);
         }
     } else {
-        let topic = format!("{}/{device}/status", prefix(&shared.config));
-        link.send(
-            topic,
-            status_json(status).to_string().into_bytes(),
-            QoS::AtLeastOnce,
-            true,
-            None,
-        );
+        send_status(link, &shared.config, device, status);
     }
+}
+
+/// Plain mode: a device's status, retained, so a consumer that comes later learns it.
+fn send_status(link: &mut Link, config: &MqttConfig, device: &str, status: &Status) {
+    let topic = format!("{}/{device}/status", prefix(config));
+    let payload = status_json(status).to_string().into_bytes();
+    link.send(topic, payload, QoS::AtLeastOnce, true, None);
 }
 
 fn on_written(shared: &Shared, pkid: u16) {

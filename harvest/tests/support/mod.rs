@@ -3,3 +3,4 @@
 #![allow(unreachable_pub)]
 
 pub mod mqtt;
+pub mod sparkplug_js;

@@ -1,0 +1,437 @@
+//! The service as a Sparkplug B 3.0 edge node against a real broker (Debian's `mosquitto`,
+//! started by each test on a free 127.0.0.1 port and stopped by it), every payload read back
+//! by Eclipse Tahu's JavaScript decoder (`support::sparkplug_js`). The devices are the
+//! embedded demo's simulators, polled fast.
+//!
+//! Each test keeps every message under `spBv1.0/#` from before the service starts, and
+//! [`check_session`] holds the whole stream to the session rules: NBIRTH first with `seq` 0
+//! and a `bdSeq`, a device's DBIRTH before its DDATA, `seq` up by one (mod 256) per message,
+//! DDATA by alias only with the births' datatypes, NDEATH with the session's `bdSeq`.
+//!
+//! Needs `node` and `npm ci --prefix harvest/tests/sparkplug`; without them each test fails and
+//! says so, unless `MODBUS_SKIP_SPARKPLUG_JS=1` makes it a visible skip.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use modbus_harvest::Service;
+use modbus_harvest::demo::{Demo, plc};
+use modbus_harvest::mqtt::{Broker, Mode, MqttConfig, MqttStats};
+use modbus_stack::harvest::DeviceConfig;
+use modbus_stack::value::{self, Order};
+use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
+use serde_json::{Value, json};
+use support::mqtt::{Message, Mosquitto, Subscriber};
+use support::sparkplug_js;
+
+const ANY_PORT: ([u8; 4], u16) = ([127, 0, 0, 1], 0);
+const GROUP: &str = "plant";
+
+fn sparkplug_config(broker: Broker, node: &str, queue: &Path) -> MqttConfig {
+    let mut config = MqttConfig::new(broker, node, queue.to_path_buf());
+    config.mode = Mode::Sparkplug {
+        group_id: GROUP.into(),
+        edge_node_id: node.into(),
+    };
+    config.reconnect_min = Duration::from_millis(100);
+    config.reconnect_max = Duration::from_millis(400);
+    config
+}
+
+/// The demo's devices polled every `interval`, and `copies - 1` more of each under other names
+/// (`plc-2`, …) reading the same simulators, for more messages per second.
+fn devices(demo: &Demo, copies: usize, interval: Duration) -> Vec<DeviceConfig> {
+    (1..=copies)
+        .flat_map(|copy| {
+            demo.devices.iter().cloned().map(move |mut device| {
+                if copy > 1 {
+                    device.name = format!("{}-{copy}", device.name);
+                }
+                device.with_interval(interval)
+            })
+        })
+        .collect()
+}
+
+fn stats(service: &Service) -> &Arc<MqttStats> {
+    service.mqtt().expect("the service publishes")
+}
+
+fn wait(limit: Duration, what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn epoch_ms(time: SystemTime) -> u64 {
+    u64::try_from(time.duration_since(UNIX_EPOCH).unwrap().as_millis()).unwrap()
+}
+
+/// A JSON number, or a decimal string (Tahu's 64-bit integers).
+fn int(value: &Value) -> u64 {
+    value
+        .as_u64()
+        .or_else(|| value.as_str().and_then(|text| text.parse().ok()))
+        .unwrap_or_else(|| panic!("not an integer: {value}"))
+}
+
+/// Sparkplug messages of edge node `node` (and commands to it) on `topic`.
+fn count(messages: &[Message], node: &str, verb: &str) -> usize {
+    messages
+        .iter()
+        .filter(|message| {
+            let parts: Vec<&str> = message.topic.split('/').collect();
+            parts.len() >= 4 && parts[1] == GROUP && parts[2] == verb && parts[3] == node
+        })
+        .count()
+}
+
+/// Publishes `payload` at QoS 1 from a client of its own and waits for the broker's PUBACK
+/// (the harness's subscriber publishes text only; Sparkplug commands are protobuf).
+fn publish_bytes(port: u16, client_id: &str, topic: &str, payload: Vec<u8>) {
+    let mut options = MqttOptions::new(client_id, "127.0.0.1", port);
+    options.set_keep_alive(Duration::from_secs(5));
+    let (client, mut connection) = Client::new(options, 16);
+    client
+        .publish(topic, QoS::AtLeastOnce, false, payload)
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match connection.recv_timeout(left) {
+            Ok(Ok(Event::Incoming(Packet::PubAck(_)))) => break,
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => panic!("publishing {topic}: {error}"),
+            Err(_) => panic!("no PUBACK for {topic} in 10 s"),
+        }
+    }
+    client.disconnect().unwrap();
+    while let Ok(Ok(event)) = connection.recv_timeout(Duration::from_secs(2)) {
+        if matches!(event, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
+            break;
+        }
+    }
+}
+
+/// One message as Tahu read it.
+#[derive(Debug, Clone)]
+struct Decoded {
+    /// Its place in arrival order.
+    index: usize,
+    /// `NBIRTH`, `DDATA`, … (commands too).
+    verb: String,
+    /// The device level of the topic, if any.
+    device: Option<String>,
+    /// What Tahu's `decodePayload` gives.
+    tahu: Value,
+    /// The protobuf fields on the wire.
+    raw: Value,
+}
+
+impl Decoded {
+    fn seq(&self) -> Option<u64> {
+        self.tahu.get("seq").filter(|seq| !seq.is_null()).map(int)
+    }
+
+    fn timestamp(&self) -> u64 {
+        int(&self.tahu["timestamp"])
+    }
+
+    fn metrics(&self) -> &[Value] {
+        self.tahu["metrics"].as_array().map_or(&[], Vec::as_slice)
+    }
+
+    fn bd_seq(&self) -> Option<u64> {
+        self.metrics()
+            .iter()
+            .find(|metric| metric["name"] == "bdSeq")
+            .map(|metric| int(&metric["value"]))
+    }
+
+    fn is(&self, verb: &str, device: &str) -> bool {
+        self.verb == verb && self.device.as_deref() == Some(device)
+    }
+}
+
+/// Every message of edge node `node` (its own and the commands sent to it), decoded by Tahu in
+/// one node run. QoS 1 redeliveries to the checking subscriber (byte-identical, since every
+/// payload has its own `seq` or timestamp) are dropped.
+fn decode_stream(messages: &[Message], node: &str) -> Vec<Decoded> {
+    let mut seen = HashSet::new();
+    let ours: Vec<(String, Option<String>, &Message)> = messages
+        .iter()
+        .filter_map(|message| {
+            let parts: Vec<&str> = message.topic.split('/').collect();
+            if parts.len() < 4 || parts[0] != "spBv1.0" || parts[1] != GROUP || parts[3] != node
+            {
+                return None;
+            }
+            if !seen.insert((message.topic.clone(), message.payload.clone())) {
+                return None;
+            }
+            Some((
+                parts[2].to_string(),
+                parts.get(4).map(|device| (*device).to_string()),
+                message,
+            ))
+        })
+        .collect();
+    let answers = sparkplug_js::decode(ours.iter().map(|(_, _, m)| m.payload.as_slice()));
+    ours.into_iter()
+        .zip(answers)
+        .enumerate()
+        .map(|(index, ((verb, device, _), answer))| Decoded {
+            index,
+            verb,
+            device,
+            tahu: answer["tahu"].clone(),
+            raw: answer["raw"].clone(),
+        })
+        .collect()
+}
+
+/// One NBIRTH and what followed it.
+#[derive(Debug)]
+struct Birth {
+    index: usize,
+    bd_seq: u64,
+    timestamp: u64,
+}
+
+/// What [`check_session`] found.
+#[derive(Debug, Default)]
+struct Session {
+    births: Vec<Birth>,
+    /// `(index, bdSeq)` of each NDEATH.
+    deaths: Vec<(usize, u64)>,
+    /// How often `seq` went from 255 to 0 without an NBIRTH.
+    wraps: usize,
+    /// By device: alias → (name, datatype) of its latest DBIRTH.
+    aliases: BTreeMap<String, BTreeMap<u64, (String, String)>>,
+    /// DDATA messages.
+    data: usize,
+}
+
+/// Whether a Tahu value fits a Sparkplug datatype (64-bit integers come as decimal strings).
+fn fits(datatype: &str, value: &Value) -> bool {
+    match datatype {
+        "Boolean" => value.is_boolean(),
+        "String" | "Text" => value.is_string(),
+        "Float" | "Double" => value.is_number(),
+        "UInt64" | "Int64" => value.is_string() || value.is_number(),
+        "Int8" | "Int16" | "Int32" => value.is_i64(),
+        "UInt8" | "UInt16" | "UInt32" => value.is_u64(),
+        _ => false,
+    }
+}
+
+/// Holds the stream to the session rules of Sparkplug B 3.0 and panics at the first message
+/// that breaks one, saying which.
+#[allow(clippy::too_many_lines)] // one rule after the other
+fn check_session(stream: &[Decoded]) -> Session {
+    let mut session = Session::default();
+    let first = stream.first().expect("no messages at all");
+    assert_eq!(first.verb, "NBIRTH", "the first message is {first:?}");
+    let mut last_seq: Option<u64> = None;
+    let mut born: BTreeSet<String> = BTreeSet::new();
+    for message in stream {
+        let at = message.index;
+        if matches!(message.verb.as_str(), "NCMD" | "DCMD") {
+            continue;
+        }
+        if message.verb == "NDEATH" {
+            assert!(
+                message.raw.get("seq").is_none_or(Value::is_null),
+                "NDEATH {at} has a seq"
+            );
+            assert_eq!(message.metrics().len(), 1, "NDEATH {at}: bdSeq only");
+            let bd_seq = message.bd_seq().expect("NDEATH without bdSeq");
+            session.deaths.push((at, bd_seq));
+            continue;
+        }
+        let seq = message
+            .seq()
+            .unwrap_or_else(|| panic!("message {at} ({}) has no seq", message.verb));
+        assert!(seq <= 255, "seq {seq} at {at}");
+        if message.verb == "NBIRTH" {
+            assert_eq!(seq, 0, "NBIRTH {at} has seq {seq}");
+            let bd_seq = message.bd_seq().expect("NBIRTH without bdSeq");
+            let rebirth = message
+                .metrics()
+                .iter()
+                .find(|metric| metric["name"] == "Node Control/Rebirth")
+                .expect("NBIRTH without Node Control/Rebirth");
+            assert_eq!(rebirth["type"], "Boolean");
+            assert_eq!(rebirth["value"], false);
+            session.births.push(Birth {
+                index: at,
+                bd_seq,
+                timestamp: message.timestamp(),
+            });
+            // A new birth: every device is born again before its data.
+            born.clear();
+            session.aliases.clear();
+            last_seq = Some(0);
+            continue;
+        }
+        let expected = (last_seq.expect("a message before any NBIRTH") + 1) % 256;
+        assert_eq!(
+            seq, expected,
+            "message {at} ({} {:?}): seq {seq} after {last_seq:?}",
+            message.verb, message.device
+        );
+        if seq == 0 {
+            session.wraps += 1;
+        }
+        last_seq = Some(seq);
+        let device = message
+            .device
+            .clone()
+            .unwrap_or_else(|| panic!("{} {at} without a device", message.verb));
+        match message.verb.as_str() {
+            "DBIRTH" => {
+                let mut aliases = BTreeMap::new();
+                for metric in message.metrics() {
+                    let name = metric["name"]
+                        .as_str()
+                        .unwrap_or_else(|| panic!("DBIRTH {at}: a metric without name"));
+                    let alias = int(&metric["alias"]);
+                    let datatype = metric["type"].as_str().expect("a datatype").to_string();
+                    assert!(metric["timestamp"].is_string() || metric["timestamp"].is_number());
+                    aliases.insert(alias, (name.to_string(), datatype));
+                }
+                assert!(!aliases.is_empty(), "DBIRTH {at} without metrics");
+                // Unique across the edge node: its own metrics take aliases 1 and 2.
+                for (other, theirs) in &session.aliases {
+                    if *other != device {
+                        let shared: Vec<_> =
+                            aliases.keys().filter(|a| theirs.contains_key(a)).collect();
+                        assert!(shared.is_empty(), "{device} and {other} share {shared:?}");
+                    }
+                }
+                assert!(!aliases.contains_key(&1) && !aliases.contains_key(&2));
+                session.aliases.insert(device.clone(), aliases);
+                born.insert(device);
+            }
+            "DDATA" => {
+                assert!(born.contains(&device), "DDATA {at} of {device} before its DBIRTH");
+                let aliases = &session.aliases[&device];
+                assert!(!message.metrics().is_empty(), "DDATA {at} without metrics");
+                for (metric, raw) in message
+                    .metrics()
+                    .iter()
+                    .zip(message.raw["metrics"].as_array().unwrap())
+                {
+                    assert!(
+                        metric.get("name").is_none() && raw.get("name").is_none(),
+                        "DDATA {at} names a metric: {metric}"
+                    );
+                    let alias = int(&metric["alias"]);
+                    let (name, datatype) = aliases.get(&alias).unwrap_or_else(|| {
+                        panic!("DDATA {at}: alias {alias} is not in {device}'s DBIRTH")
+                    });
+                    assert_eq!(
+                        metric["type"], *datatype,
+                        "DDATA {at}: {device}/{name} changed type"
+                    );
+                    assert!(
+                        metric["value"].is_null() || fits(datatype, &metric["value"]),
+                        "DDATA {at}: {device}/{name} is {datatype} but reads {}",
+                        metric["value"]
+                    );
+                }
+                session.data += 1;
+            }
+            "DDEATH" => {
+                assert!(born.remove(&device), "DDEATH {at} of an unborn {device}");
+            }
+            verb => panic!("unexpected {verb} at {at}"),
+        }
+    }
+    session
+}
+
+/// The DDATA values of `device`'s metric `name` as `(timestamp, value, historical, index)`.
+fn series(stream: &[Decoded], device: &str, name: &str) -> Vec<(u64, Value, bool, usize)> {
+    let mut alias = None;
+    let mut out = Vec::new();
+    for message in stream {
+        if message.is("DBIRTH", device) {
+            alias = message
+                .metrics()
+                .iter()
+                .find(|metric| metric["name"] == name)
+                .map(|metric| int(&metric["alias"]));
+        }
+        if !message.is("DDATA", device) {
+            continue;
+        }
+        for metric in message.metrics() {
+            if Some(int(&metric["alias"])) == alias {
+                out.push((
+                    int(&metric["timestamp"]),
+                    metric["value"].clone(),
+                    metric["isHistorical"] == true,
+                    message.index,
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// (1) One session from start to stop: the rules hold over more than 256 messages, so `seq`
+/// wraps, and the NDEATH at the stop carries the NBIRTH's `bdSeq`.
+#[test]
+fn a_session_follows_the_sparkplug_rules() {
+    if !sparkplug_js::available("sparkplug session test") {
+        return;
+    }
+    let mut demo = Demo::start().unwrap();
+    let mut broker = Mosquitto::start();
+    let subscriber = Subscriber::start(broker.port, "check-session", "spBv1.0/#");
+    let queue = tempfile::tempdir().unwrap();
+    // Six devices every 50 ms: about 120 messages a second.
+    let fleet = devices(&demo, 2, Duration::from_millis(50));
+    let names: BTreeSet<String> = fleet.iter().map(|d| d.name.clone()).collect();
+    let config = sparkplug_config(broker.broker(), "session", queue.path());
+    let service = Service::start(fleet, SocketAddr::from(ANY_PORT), Some(config)).unwrap();
+    subscriber.wait_for(Duration::from_secs(20), "300 DDATA", |m| {
+        count(m, "session", "DDATA") >= 300
+    });
+    service.stop().unwrap();
+    subscriber.wait_for(Duration::from_secs(5), "the NDEATH", |m| {
+        count(m, "session", "NDEATH") >= 1
+    });
+    let stream = decode_stream(&subscriber.messages(), "session");
+    drop(subscriber);
+    broker.stop();
+    demo.stop();
+
+    let session = check_session(&stream);
+    assert_eq!(session.births.len(), 1, "{:?}", session.births);
+    assert!(session.wraps >= 1, "seq never wrapped in {} messages", stream.len());
+    assert!(session.data >= 300);
+    let born: BTreeSet<String> = session.aliases.keys().cloned().collect();
+    assert_eq!(born, names, "the devices born");
+    for name in &names {
+        assert!(
+            stream.iter().any(|m| m.is("DDATA", name)),
+            "no DDATA of {name}"
+        );
+    }
+    // The stop: NDEATH last, with the session's bdSeq (the first of a fresh queue: 0).
+    assert_eq!(session.births[0].bd_seq, 0);
+    assert_eq!(session.deaths, vec![(stream.len() - 1, 0)]);
+}

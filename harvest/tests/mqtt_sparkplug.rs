@@ -173,8 +173,7 @@ fn decode_stream(messages: &[Message], node: &str) -> Vec<Decoded> {
         .iter()
         .filter_map(|message| {
             let parts: Vec<&str> = message.topic.split('/').collect();
-            if parts.len() < 4 || parts[0] != "spBv1.0" || parts[1] != GROUP || parts[3] != node
-            {
+            if parts.len() < 4 || parts[0] != "spBv1.0" || parts[1] != GROUP || parts[3] != node {
                 return None;
             }
             if !seen.insert((message.topic.clone(), message.payload.clone())) {
@@ -325,7 +324,10 @@ fn check_session(stream: &[Decoded]) -> Session {
                 born.insert(device);
             }
             "DDATA" => {
-                assert!(born.contains(&device), "DDATA {at} of {device} before its DBIRTH");
+                assert!(
+                    born.contains(&device),
+                    "DDATA {at} of {device} before its DBIRTH"
+                );
                 let aliases = &session.aliases[&device];
                 assert!(!message.metrics().is_empty(), "DDATA {at} without metrics");
                 for (metric, raw) in message
@@ -421,7 +423,11 @@ fn a_session_follows_the_sparkplug_rules() {
 
     let session = check_session(&stream);
     assert_eq!(session.births.len(), 1, "{:?}", session.births);
-    assert!(session.wraps >= 1, "seq never wrapped in {} messages", stream.len());
+    assert!(
+        session.wraps >= 1,
+        "seq never wrapped in {} messages",
+        stream.len()
+    );
     assert!(session.data >= 300);
     let born: BTreeSet<String> = session.aliases.keys().cloned().collect();
     assert_eq!(born, names, "the devices born");
@@ -434,4 +440,165 @@ fn a_session_follows_the_sparkplug_rules() {
     // The stop: NDEATH last, with the session's bdSeq (the first of a fresh queue: 0).
     assert_eq!(session.births[0].bd_seq, 0);
     assert_eq!(session.deaths, vec![(stream.len() - 1, 0)]);
+}
+
+/// (2) The broker stops and comes back: the node's next session has a new NBIRTH (`seq` 0,
+/// `bdSeq` one more) and DBIRTHs, the polls of the outage arrive as historical DDATA stamped
+/// inside it, and no poll is lost.
+#[test]
+#[allow(clippy::too_many_lines)] // one story: before, during and after the outage
+fn a_broker_outage_starts_a_new_session_and_replays_the_outage_as_history() {
+    if !sparkplug_js::available("sparkplug outage test") {
+        return;
+    }
+    const INTERVAL: Duration = Duration::from_millis(100);
+    let mut demo = Demo::start().unwrap();
+    let mut broker = Mosquitto::start();
+    let subscriber = Subscriber::start(broker.port, "check-outage", "spBv1.0/#");
+    let queue = tempfile::tempdir().unwrap();
+    let mut config = sparkplug_config(broker.broker(), "outage", queue.path());
+    // Each reconnection attempt at least 750 ms after the one before: the subscriber (which
+    // retries every 50 ms) is back first, so it misses none of the QoS 0 births.
+    config.reconnect_min = Duration::from_millis(1500);
+    config.reconnect_max = Duration::from_millis(1500);
+    let fleet = devices(&demo, 1, INTERVAL);
+    let service = Service::start(fleet, SocketAddr::from(ANY_PORT), Some(config)).unwrap();
+    subscriber.wait_for(Duration::from_secs(10), "live DDATA", |m| {
+        count(m, "outage", "DDATA") >= 15
+    });
+
+    let stopped_at = epoch_ms(SystemTime::now());
+    broker.stop();
+    let failures = || stats(&service).connection_failures.load(Ordering::Relaxed);
+    wait(Duration::from_secs(5), "the connection loss", || {
+        failures() >= 1
+    });
+    thread::sleep(Duration::from_millis(1000));
+    // Right after a failed attempt the next one is at least 750 ms away.
+    let before = failures();
+    wait(Duration::from_secs(5), "a failed reconnection", || {
+        failures() > before
+    });
+    broker.restart();
+    let restarted_at = epoch_ms(SystemTime::now());
+    subscriber.publish("spBv1.0/probe", "back");
+    subscriber.wait_for(Duration::from_secs(5), "the subscriber back", |m| {
+        m.iter().any(|m| m.topic == "spBv1.0/probe")
+    });
+    assert!(
+        !stats(&service).connected.load(Ordering::Relaxed),
+        "the service reconnected before the subscriber: the births may be lost to it"
+    );
+    wait(Duration::from_secs(5), "the reconnection", || {
+        stats(&service).connected.load(Ordering::Relaxed)
+    });
+    wait(Duration::from_secs(10), "the backlog to drain", || {
+        stats(&service).backlog.load(Ordering::Relaxed) <= 3
+    });
+    // Every sample the engine took is queued once it has stopped; then all must arrive.
+    service.engine().shutdown();
+    let taken: BTreeMap<String, u64> = service
+        .engine()
+        .devices()
+        .iter()
+        .map(|device| {
+            let level = device
+                .points
+                .iter()
+                .find(|point| &*point.name == "level" || &*point.name == "voltage")
+                .expect("a first point");
+            (device.config.name.clone(), level.sequence)
+        })
+        .collect();
+    wait(Duration::from_secs(10), "the last samples", || {
+        stats(&service).backlog.load(Ordering::Relaxed) == 0
+    });
+    service.stop().unwrap();
+    subscriber.wait_for(Duration::from_secs(5), "the NDEATH", |m| {
+        count(m, "outage", "NDEATH") >= 1
+    });
+    // PUBACKed by the broker is not yet delivered to the subscriber.
+    thread::sleep(Duration::from_millis(300));
+    let stream = decode_stream(&subscriber.messages(), "outage");
+    drop(subscriber);
+    broker.stop();
+    demo.stop();
+
+    let session = check_session(&stream);
+    assert_eq!(session.births.len(), 2, "{:?}", session.births);
+    let (first, second) = (&session.births[0], &session.births[1]);
+    assert_eq!(
+        second.bd_seq,
+        (first.bd_seq + 1) % 256,
+        "bdSeq of the new session"
+    );
+    assert!(
+        second.timestamp >= restarted_at,
+        "the new NBIRTH predates the broker"
+    );
+    // The births come before any data of the new session.
+    let dbirths: Vec<&Decoded> = stream[second.index + 1..]
+        .iter()
+        .take_while(|m| m.verb == "DBIRTH")
+        .collect();
+    assert_eq!(dbirths.len(), 3, "DBIRTHs right after the new NBIRTH");
+    // A will the broker sent for the old connection, if any, has the old bdSeq; the stop's
+    // NDEATH the new one.
+    let (last_death, last_bd_seq) = *session.deaths.last().unwrap();
+    assert_eq!((last_death, last_bd_seq), (stream.len() - 1, second.bd_seq));
+    for &(at, bd_seq) in &session.deaths[..session.deaths.len() - 1] {
+        assert!(
+            at < second.index && bd_seq == first.bd_seq,
+            "NDEATH {at}: bdSeq {bd_seq}"
+        );
+    }
+
+    for (device, point) in [
+        ("plc", "level"),
+        ("meter-1", "voltage"),
+        ("meter-2", "voltage"),
+    ] {
+        let values = series(&stream, device, point);
+        let after: Vec<_> = values.iter().filter(|v| v.3 > second.index).collect();
+        // Replayed polls are flagged historical, live ones are not.
+        for (timestamp, _, historical, at) in &after {
+            assert_eq!(
+                *historical,
+                *timestamp < second.timestamp,
+                "{device}/{point} at {timestamp} (message {at}, new session {})",
+                second.timestamp
+            );
+        }
+        let outage: Vec<u64> = after
+            .iter()
+            .filter(|v| v.2 && v.0 > stopped_at && v.0 < restarted_at)
+            .map(|v| v.0)
+            .collect();
+        let expected = (restarted_at - stopped_at) / 100;
+        assert!(
+            outage.len() as u64 >= expected / 2,
+            "{device}/{point}: {} historical polls inside the {} ms outage",
+            outage.len(),
+            restarted_at - stopped_at
+        );
+        // No poll lost: one DDATA per sample the engine took, and no hole in time.
+        let times: BTreeSet<u64> = values.iter().map(|v| v.0).collect();
+        assert_eq!(
+            times.len() as u64,
+            taken[device],
+            "{device}/{point}: polls published vs taken"
+        );
+        let times: Vec<u64> = times.into_iter().collect();
+        let widest = times
+            .windows(2)
+            .map(|pair| (pair[1] - pair[0], pair[0]))
+            .max()
+            .unwrap();
+        assert!(
+            widest.0 <= 3 * 100,
+            "{device}/{point}: no poll for {} ms after {} (outage {stopped_at}..{restarted_at})",
+            widest.0,
+            widest.1
+        );
+    }
 }

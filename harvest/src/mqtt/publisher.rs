@@ -695,6 +695,14 @@ fn on_disconnected(shared: &Shared, eventloop: &mut EventLoop, error: &Connectio
         .connection_failures
         .fetch_add(1, Ordering::Relaxed);
     shared.stats.connected.store(false, Ordering::Relaxed);
+    // Sparkplug's bdSeq goes up by one per CONNECT packet: only an attempt that got as far as
+    // an answer from the broker sent one. A refused TCP connection (the broker down) did not,
+    // so retrying through an outage does not skip bdSeq values.
+    let sent_connect = link.connected
+        || matches!(
+            error,
+            ConnectionError::ConnectionRefused(_) | ConnectionError::NotConnAck(_)
+        );
     link.connected = false;
     // Whatever rumqttc still holds would go out in the next session, untracked: the queue
     // sends it again instead.
@@ -705,8 +713,8 @@ fn on_disconnected(shared: &Shared, eventloop: &mut EventLoop, error: &Connectio
     link.outstanding.clear();
     link.cursor = link.committed;
     link.born.clear();
-    if let Some(node) = link.node.as_mut() {
-        // A new connection is a new Sparkplug session: a new bdSeq in the will.
+    if let Some(node) = link.node.as_mut().filter(|_| sent_connect) {
+        // The next connection is a new Sparkplug session: a new bdSeq in the will.
         node.next_bd_seq();
         let (topic, payload) = node.death();
         eventloop.mqtt_options.set_last_will(LastWill::new(

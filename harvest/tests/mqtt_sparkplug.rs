@@ -602,3 +602,177 @@ fn a_broker_outage_starts_a_new_session_and_replays_the_outage_as_history() {
         );
     }
 }
+
+/// (3) A host's rebirth request (NCMD `Node Control/Rebirth` = true, encoded by Tahu): a new
+/// NBIRTH with `seq` 0 and the same `bdSeq` (the session goes on), then every DBIRTH, then data.
+#[test]
+fn a_rebirth_request_births_the_node_and_its_devices_again() {
+    if !sparkplug_js::available("sparkplug rebirth test") {
+        return;
+    }
+    let ncmd = sparkplug_js::encode(&[json!({
+        "timestamp": epoch_ms(SystemTime::now()),
+        "metrics": [{"name": "Node Control/Rebirth", "type": "Boolean", "value": true}],
+    })])
+    .remove(0);
+    let mut demo = Demo::start().unwrap();
+    let mut broker = Mosquitto::start();
+    let subscriber = Subscriber::start(broker.port, "check-rebirth", "spBv1.0/#");
+    let queue = tempfile::tempdir().unwrap();
+    let config = sparkplug_config(broker.broker(), "rebirth", queue.path());
+    let fleet = devices(&demo, 1, Duration::from_millis(100));
+    let service = Service::start(fleet, SocketAddr::from(ANY_PORT), Some(config)).unwrap();
+    // The node subscribes to its commands before it sends the NBIRTH.
+    subscriber.wait_for(Duration::from_secs(10), "live DDATA", |m| {
+        count(m, "rebirth", "DDATA") >= 10
+    });
+    publish_bytes(
+        broker.port,
+        "host-rebirth",
+        &format!("spBv1.0/{GROUP}/NCMD/rebirth"),
+        ncmd,
+    );
+    subscriber.wait_for(Duration::from_secs(10), "the rebirth", |m| {
+        count(m, "rebirth", "NBIRTH") == 2 && count(m, "rebirth", "DBIRTH") == 6
+    });
+    let data_before = count(&subscriber.messages(), "rebirth", "DDATA");
+    subscriber.wait_for(Duration::from_secs(10), "data after the rebirth", |m| {
+        count(m, "rebirth", "DDATA") >= data_before + 6
+    });
+    service.stop().unwrap();
+    subscriber.wait_for(Duration::from_secs(5), "the NDEATH", |m| {
+        count(m, "rebirth", "NDEATH") >= 1
+    });
+    let stream = decode_stream(&subscriber.messages(), "rebirth");
+    drop(subscriber);
+    broker.stop();
+    demo.stop();
+
+    let session = check_session(&stream);
+    assert_eq!(session.births.len(), 2, "{:?}", session.births);
+    let (first, second) = (&session.births[0], &session.births[1]);
+    assert_eq!(second.bd_seq, first.bd_seq, "a rebirth keeps the bdSeq");
+    let command = stream
+        .iter()
+        .position(|m| m.verb == "NCMD")
+        .expect("the NCMD");
+    assert!(command < second.index, "the NBIRTH before the request");
+    // NBIRTH, the three DBIRTHs, in a row; then data again.
+    let births: BTreeSet<&str> = stream[second.index + 1..second.index + 4]
+        .iter()
+        .map(|m| {
+            assert_eq!(m.verb, "DBIRTH", "message {} after the rebirth", m.index);
+            m.device.as_deref().unwrap()
+        })
+        .collect();
+    assert_eq!(births, BTreeSet::from(["meter-1", "meter-2", "plc"]));
+    assert!(stream[second.index + 4..].iter().any(|m| m.verb == "DDATA"));
+    assert_eq!(session.deaths, vec![(stream.len() - 1, first.bd_seq)]);
+}
+
+/// (4) DCMD writes as a host sends them (by the births' aliases, encoded by Tahu): the
+/// set-point and the pump change in the simulator and a DDATA reports the new value; a write
+/// to the read-only level is refused and counted, and writes nothing.
+#[test]
+#[allow(clippy::too_many_lines)] // one story: learn the aliases, write, check
+fn dcmd_writes_writable_points_and_refuses_read_only_ones() {
+    if !sparkplug_js::available("sparkplug DCMD test") {
+        return;
+    }
+    let mut demo = Demo::start().unwrap();
+    let mut broker = Mosquitto::start();
+    let subscriber = Subscriber::start(broker.port, "check-dcmd", "spBv1.0/#");
+    let queue = tempfile::tempdir().unwrap();
+    let config = sparkplug_config(broker.broker(), "dcmd", queue.path());
+    let fleet = devices(&demo, 1, Duration::from_millis(100));
+    let service = Service::start(fleet, SocketAddr::from(ANY_PORT), Some(config)).unwrap();
+    subscriber.wait_for(Duration::from_secs(10), "live DDATA", |m| {
+        count(m, "dcmd", "DDATA") >= 6
+    });
+    // The host learns the aliases from the DBIRTH.
+    let births = decode_stream(&subscriber.messages(), "dcmd");
+    let dbirth = births
+        .iter()
+        .find(|m| m.is("DBIRTH", "plc"))
+        .expect("the plc's DBIRTH");
+    let alias = |name: &str| {
+        let metric = dbirth
+            .metrics()
+            .iter()
+            .find(|metric| metric["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in the DBIRTH"));
+        int(&metric["alias"])
+    };
+    let (setpoint, pump) = (alias("setpoint"), alias("pump"));
+    let now = epoch_ms(SystemTime::now());
+    let commands = sparkplug_js::encode(&[
+        json!({"timestamp": now, "metrics": [
+            {"alias": setpoint, "type": "Float", "value": 37.5},
+            {"alias": pump, "type": "Boolean", "value": false},
+        ]}),
+        json!({"timestamp": now, "metrics": [{"name": "level", "type": "Float", "value": 12.0}]}),
+    ]);
+    let dcmd = format!("spBv1.0/{GROUP}/DCMD/dcmd/plc");
+    for (n, command) in commands.into_iter().enumerate() {
+        publish_bytes(broker.port, &format!("host-dcmd-{n}"), &dcmd, command);
+    }
+    // The counters outlive the service, for a last look after the stop.
+    let mqtt = Arc::clone(stats(&service));
+    let writes = || {
+        (
+            mqtt.writes.load(Ordering::Relaxed),
+            mqtt.writes_refused.load(Ordering::Relaxed),
+        )
+    };
+    wait(Duration::from_secs(10), "the writes", || writes() == (2, 1));
+    let words = demo.plc.holding_registers(plc::SETPOINT, 2).unwrap();
+    let written: f32 = value::decode(&words[..], Order::Abcd).unwrap();
+    assert!((written - 37.5).abs() < f32::EPSILON, "set-point {written}");
+    assert_eq!(demo.plc.coils(plc::PUMP, 1).unwrap(), vec![false]);
+    let level: f32 = value::decode(
+        &demo.plc.holding_registers(plc::LEVEL, 2).unwrap()[..],
+        Order::Abcd,
+    )
+    .unwrap();
+    assert!(
+        (level - 12.0).abs() > 1e-3,
+        "the read-only level was written"
+    );
+    let data_before = count(&subscriber.messages(), "dcmd", "DDATA");
+    subscriber.wait_for(Duration::from_secs(10), "data after the writes", |m| {
+        count(m, "dcmd", "DDATA") >= data_before + 6
+    });
+    service.stop().unwrap();
+    subscriber.wait_for(Duration::from_secs(5), "the NDEATH", |m| {
+        count(m, "dcmd", "NDEATH") >= 1
+    });
+    let stream = decode_stream(&subscriber.messages(), "dcmd");
+    drop(subscriber);
+    broker.stop();
+    demo.stop();
+
+    check_session(&stream);
+    assert_eq!(writes(), (2, 1), "(writes, refused)");
+    let first_command = stream
+        .iter()
+        .position(|m| m.verb == "DCMD")
+        .expect("the DCMD");
+    // The write's own report: a DDATA after the command carrying the new value, and every
+    // poll from then on reads it.
+    let setpoints = series(&stream, "plc", "setpoint");
+    let after: Vec<&(u64, Value, bool, usize)> =
+        setpoints.iter().filter(|v| v.3 > first_command).collect();
+    let reported = after
+        .iter()
+        .position(|v| v.1 == 37.5)
+        .expect("a DDATA with the new set-point");
+    assert!(
+        after[reported..].iter().all(|v| v.1 == 37.5 && !v.2),
+        "{:?}",
+        &after[reported..]
+    );
+    let pumps = series(&stream, "plc", "pump");
+    assert_eq!(pumps.last().unwrap().1, false);
+    // The refused write left no DDATA of a level of 12.
+    assert!(series(&stream, "plc", "level").iter().all(|v| v.1 != 12.0));
+}

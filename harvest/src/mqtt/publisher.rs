@@ -1304,7 +1304,16 @@ mod tests {
         };
         let good = |t| sample(Some(PointValue::Bool(true)), Quality::Good, t);
         let bad = |t| sample(None, Quality::Bad("timeout".into()), t);
-        let samples = [good(0), good(1), bad(2), bad(3), good(4), good(9), good(14), good(15)];
+        let samples = [
+            good(0),
+            good(1),
+            bad(2),
+            bad(3),
+            good(4),
+            good(9),
+            good(14),
+            good(15),
+        ];
         // first; same; bad; still bad; good again; same; 10 s since the last (4 s); same.
         assert_eq!(
             run(&policy, &samples),

@@ -26,7 +26,8 @@ pub struct QueuedPoint {
 pub struct QueuedPoll {
     /// The device's name.
     pub device: String,
-    /// This service run's number (see [`super::RunState`]): sequence numbers restart with it.
+    /// The service run's number (kept in the queue directory, one more at each start):
+    /// sequence numbers restart with it.
     pub run: u64,
     /// When the poll's readings were taken.
     pub timestamp: SystemTime,

@@ -147,6 +147,9 @@ struct Link {
     born: HashMap<String, bool>,
     /// Sparkplug: polls taken before this session's birth are published as historical.
     session_start: SystemTime,
+    /// The latest status of each device, for the births (or retained statuses) of the next
+    /// connection.
+    statuses: BTreeMap<String, Status>,
 }
 
 impl Link {
@@ -276,6 +279,7 @@ impl Publisher {
                 node,
                 born: HashMap::new(),
                 session_start: SystemTime::now(),
+                statuses: BTreeMap::new(),
             })),
             wake: Notify::new(),
             stats: Arc::clone(&stats),
@@ -622,22 +626,28 @@ async fn connect_loop(
     mut stopped: watch::Receiver<bool>,
 ) {
     let sender = tokio::spawn(send_loop(Arc::clone(&shared), stopped.clone()));
+    // Statuses on a task of their own: `EventLoop::poll` is not cancel-safe, so nothing but
+    // the stop may interrupt it. A poll dropped between CONNECT and CONNACK made a second
+    // connection, whose takeover of the first had the broker publish the will (NDEATH)
+    // before the NBIRTH; one dropped in a write could cut a packet.
+    let status_task = {
+        let shared = Arc::clone(&shared);
+        tokio::spawn(async move {
+            while let Some((device, status)) = statuses.recv().await {
+                on_status(&shared, &device, &status);
+            }
+        })
+    };
     let mut failures = 0u32;
-    let mut latest: BTreeMap<String, Status> = BTreeMap::new();
     loop {
         let event = tokio::select! {
             event = eventloop.poll() => event,
-            Some((device, status)) = statuses.recv() => {
-                on_status(&shared, &device, &status);
-                latest.insert(device, status);
-                continue;
-            }
             _ = stopped.changed() => break,
         };
         match event {
             Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => {
                 failures = 0;
-                on_connected(&shared, &latest);
+                on_connected(&shared);
             }
             Ok(MqttEvent::Outgoing(Outgoing::Publish(pkid))) => on_written(&shared, pkid),
             Ok(MqttEvent::Incoming(Packet::PubAck(ack))) => on_acknowledged(&shared, ack.pkid),
@@ -660,7 +670,9 @@ async fn connect_loop(
     }
     goodbye(&shared, &mut eventloop).await;
     sender.abort();
+    status_task.abort();
     let _ = sender.await;
+    let _ = status_task.await;
 }
 
 /// Doubling from `reconnect_min` to `reconnect_max`, each wait drawn from its upper half so a
@@ -726,7 +738,7 @@ fn on_disconnected(shared: &Shared, eventloop: &mut EventLoop, error: &Connectio
     }
 }
 
-fn on_connected(shared: &Shared, latest: &BTreeMap<String, Status>) {
+fn on_connected(shared: &Shared) {
     let config = &shared.config;
     let mut guard = lock(&shared.link);
     let Some(link) = guard.as_mut() else { return };
@@ -747,8 +759,7 @@ fn on_connected(shared: &Shared, latest: &BTreeMap<String, Status>) {
         let (topic, payload) = node.birth(now_ms);
         link.send(topic, payload, SPARKPLUG_BIRTH_QOS, false, None);
         for device in shared.devices.keys() {
-            let alive = latest.get(device).is_none_or(is_alive);
-            if alive {
+            if link.statuses.get(device).is_none_or(is_alive) {
                 birth_device(shared, link, device);
             }
         }
@@ -769,7 +780,12 @@ fn on_connected(shared: &Shared, latest: &BTreeMap<String, Status>) {
             true,
             None,
         );
-        for (device, status) in latest {
+        let statuses: Vec<(String, Status)> = link
+            .statuses
+            .iter()
+            .map(|(device, status)| (device.clone(), status.clone()))
+            .collect();
+        for (device, status) in &statuses {
             send_status(link, config, device, status);
         }
     }
@@ -812,6 +828,7 @@ fn birth_device(shared: &Shared, link: &mut Link, device: &str) {
 fn on_status(shared: &Shared, device: &str, status: &Status) {
     let mut guard = lock(&shared.link);
     let Some(link) = guard.as_mut() else { return };
+    link.statuses.insert(device.to_string(), status.clone());
     if !link.connected {
         return;
     }

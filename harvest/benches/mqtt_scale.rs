@@ -347,6 +347,7 @@ impl Mosquitto {
     /// Starts it (again), on the same port.
     fn restart(&mut self) -> Result<(), String> {
         let child = Command::new(&self.binary)
+            .env_remove(SERVICE_ENV)
             .arg("-c")
             .arg(&self.config)
             .stdout(Stdio::null())
@@ -996,6 +997,8 @@ struct MqttFigures {
     drain_acknowledged: u64,
     /// Polling while draining (the service's CPU includes the publishing).
     drain: Phase,
+    drain_broker_cpu: f64,
+    drain_subscriber_cpu: f64,
     /// The subscriber's totals at the end (repeats, samples missing, other messages).
     received: Received,
     /// The publisher's counters at the end.
@@ -1090,7 +1093,7 @@ fn measure(options: &Options, mqtt: bool) -> Result<Figures, String> {
         subscriber.window(outage_window)?;
     }
     let subscriber_stat = subscriber.as_ref().map(|s| s.0.stat()).unwrap_or_default();
-    let probe = CpuProbe {
+    let mut probe = CpuProbe {
         files: [
             "/proc/self/stat".into(),
             collector.stat.clone(),
@@ -1187,10 +1190,7 @@ fn measure(options: &Options, mqtt: bool) -> Result<Figures, String> {
         let cpu_outage = probe.since(cpu_outage_start);
         let restarted = Instant::now();
         broker.restart()?;
-        let drain_index = collector.open(Window {
-            start: epoch(SystemTime::now()),
-            end: f64::INFINITY,
-        });
+        probe.files[3] = broker.stat();
         eprintln!(
             "  {label}: broker back; {} polls queued ({:.1} MiB)",
             m.outage_backlog,
@@ -1203,6 +1203,10 @@ fn measure(options: &Options, mqtt: bool) -> Result<Figures, String> {
             thread::sleep(Duration::from_millis(5));
         }
         let connected = Instant::now();
+        let drain_index = collector.open(Window {
+            start: epoch(SystemTime::now()),
+            end: f64::INFINITY,
+        });
         m.reconnect_s = (connected - restarted).as_secs_f64();
         m.drain_backlog_start = load(&stats.backlog);
         let acknowledged_start = load(&stats.acknowledged);
@@ -1227,6 +1231,8 @@ fn measure(options: &Options, mqtt: bool) -> Result<Figures, String> {
         m.drain_s = drained.then_some(drain_s);
         m.drain_acknowledged = load(&stats.acknowledged) - acknowledged_start;
         let cpu_drain = probe.since(cpu_drain_start);
+        m.drain_broker_cpu = cpu_drain.broker;
+        m.drain_subscriber_cpu = cpu_drain.subscriber;
         let drain_window = collector.close(drain_index);
         eprintln!(
             "  {label}: {} after {drain_s:.1} s",
@@ -1440,9 +1446,11 @@ fn print_table(off: &Figures, on: &Figures) {
         ),
     }
     println!(
-        "while draining: service {:.3} cores = {:.3} × live MQTT on; poll lateness p99 {:.2} ms = {:.3} × live MQTT off; polled {:.3} × ideal",
+        "while draining: service {:.3} cores = {:.3} × live MQTT on, broker {:.3}, subscriber {:.3}; poll lateness p99 {:.2} ms = {:.3} × live MQTT off; polled {:.3} × ideal",
         m.drain.cores(),
         m.drain.cores() / on.live.cores(),
+        m.drain_broker_cpu / m.drain.seconds,
+        m.drain_subscriber_cpu / m.drain.seconds,
         m.drain.lateness_p99_ms,
         m.drain.lateness_p99_ms / off.live.lateness_p99_ms,
         rate(&m.drain) / ideal,

@@ -120,7 +120,10 @@ try {
   seen.level = [before.level, after.level];
   seen.polls = [before.polls, after.polls];
   seen.secondsApart = (after.at - before.at) / 1000;
-  seen.rampShown = await text(`${row("plc", "ramp")} .v`);
+  // The value and its text in one read: a sample arriving between two reads would move one.
+  const shown = await page.$eval(`${row("plc", "ramp")} .v`, (v) => [JSON.parse(v.dataset.raw ?? "null"), v.textContent]);
+  seen.ramp[1] = shown[0];
+  seen.rampShown = shown[1];
   await page.waitForFunction((sel) => (document.querySelector(sel)?.getAttribute("points") ?? "").split(" ").length >= 3,
     `${row("plc", "ramp")} svg.spark polyline`, bounded);
   seen.trendPoints = await trendPoints("plc", "ramp");

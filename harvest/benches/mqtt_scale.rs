@@ -1489,8 +1489,10 @@ fn smoke() {
         m.live.samples, live.samples,
         "every sample polled in the window arrived once: {figures:?}"
     );
+    // Acks count by when they came, polls by when they were taken: at the window's edges one
+    // poll per device may fall on either side.
     assert!(
-        m.acknowledged >= live.samples,
+        m.acknowledged + 5 * POINTS as u64 >= live.samples,
         "acknowledged by the broker: {figures:?}"
     );
     assert!(

@@ -88,7 +88,7 @@ fn int(value: &Value) -> u64 {
         .unwrap_or_else(|| panic!("not an integer: {value}"))
 }
 
-/// Sparkplug messages of edge node `node` (and commands to it) on `topic`.
+/// How many messages of `verb` (`DDATA`, `NCMD`, …) for edge node `node` have arrived.
 fn count(messages: &[Message], node: &str, verb: &str) -> usize {
     messages
         .iter()
@@ -97,6 +97,16 @@ fn count(messages: &[Message], node: &str, verb: &str) -> usize {
             parts.len() >= 4 && parts[1] == GROUP && parts[2] == verb && parts[3] == node
         })
         .count()
+}
+
+/// Stops the service and waits for its NDEATH (one more than before: mosquitto may have sent
+/// the will of an earlier connection when it was stopped itself).
+fn stop(service: Service, subscriber: &Subscriber, node: &str) {
+    let before = count(&subscriber.messages(), node, "NDEATH");
+    service.stop().unwrap();
+    subscriber.wait_for(Duration::from_secs(5), "the NDEATH", |m| {
+        count(m, node, "NDEATH") > before
+    });
 }
 
 /// Publishes `payload` at QoS 1 from a client of its own and waits for the broker's PUBACK
@@ -437,10 +447,7 @@ fn a_session_follows_the_sparkplug_rules() {
     subscriber.wait_for(Duration::from_secs(20), "300 DDATA", |m| {
         count(m, "session", "DDATA") >= 300
     });
-    service.stop().unwrap();
-    subscriber.wait_for(Duration::from_secs(5), "the NDEATH", |m| {
-        count(m, "session", "NDEATH") >= 1
-    });
+    stop(service, &subscriber, "session");
     let stream = decode_stream(&subscriber.messages(), "session");
     drop(subscriber);
     broker.stop();
@@ -547,11 +554,8 @@ fn a_broker_outage_starts_a_new_session_and_replays_the_outage_as_history() {
         }
         assert!(Instant::now() < deadline, "the backlog did not drain");
     }
-    service.stop().unwrap();
     // The NDEATH follows the last DDATA on the way to the subscriber.
-    subscriber.wait_for(Duration::from_secs(5), "the NDEATH", |m| {
-        count(m, "outage", "NDEATH") >= 1
-    });
+    stop(service, &subscriber, "outage");
     let stream = decode_stream(&subscriber.messages(), "outage");
     drop(subscriber);
     broker.stop();
@@ -674,10 +678,7 @@ fn a_rebirth_request_births_the_node_and_its_devices_again() {
     subscriber.wait_for(Duration::from_secs(10), "data after the rebirth", |m| {
         count(m, "rebirth", "DDATA") >= data_before + 6
     });
-    service.stop().unwrap();
-    subscriber.wait_for(Duration::from_secs(5), "the NDEATH", |m| {
-        count(m, "rebirth", "NDEATH") >= 1
-    });
+    stop(service, &subscriber, "rebirth");
     let stream = decode_stream(&subscriber.messages(), "rebirth");
     drop(subscriber);
     broker.stop();
@@ -777,10 +778,7 @@ fn dcmd_writes_writable_points_and_refuses_read_only_ones() {
     subscriber.wait_for(Duration::from_secs(10), "data after the writes", |m| {
         count(m, "dcmd", "DDATA") >= data_before + 6
     });
-    service.stop().unwrap();
-    subscriber.wait_for(Duration::from_secs(5), "the NDEATH", |m| {
-        count(m, "dcmd", "NDEATH") >= 1
-    });
+    stop(service, &subscriber, "dcmd");
     let stream = decode_stream(&subscriber.messages(), "dcmd");
     drop(subscriber);
     broker.stop();

@@ -20,7 +20,9 @@
 //! cargo bench -j1 -p modbus-harvest --bench mqtt_scale -- --devices 50 --seconds 10 --warmup 3 --outage 10
 //! ```
 //!
-//! Options: `--devices N` (1000), `--seconds S` (60), `--warmup S` (15), `--outage S` (60).
+//! Options: `--devices N` (1000), `--seconds S` (60), `--warmup S` (15), `--outage S` (60),
+//! `--broker-nodelay` (mosquitto's `set_tcp_nodelay true`: with its default, Nagle on its
+//! sockets, delayed ACKs put a 40 ms tail on the end-to-end latency that is the broker's).
 //! The publisher reconnects with a backoff of 100 ms to 1 s (the default grows to 30 s), so
 //! the drain time measures the publisher, not the backoff; the reconnect delay is shown apart.
 //!
@@ -81,6 +83,7 @@ struct Options {
     seconds: f64,
     warmup: f64,
     outage: f64,
+    broker_nodelay: bool,
     bench: bool,
 }
 
@@ -91,6 +94,7 @@ impl Options {
             seconds: 60.0,
             warmup: 15.0,
             outage: 60.0,
+            broker_nodelay: false,
             bench: false,
         };
         let mut args = args.into_iter();
@@ -98,6 +102,7 @@ impl Options {
             let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
             match arg.as_str() {
                 "--bench" => options.bench = true,
+                "--broker-nodelay" => options.broker_nodelay = true,
                 "--devices" => {
                     let text = value("--devices")?;
                     options.devices = match text.parse::<usize>() {
@@ -116,6 +121,7 @@ impl Options {
     }
 
     fn to_args(&self) -> Vec<String> {
+        let nodelay = self.broker_nodelay.then(|| "--broker-nodelay".to_string());
         [
             ("--devices", self.devices.to_string()),
             ("--seconds", self.seconds.to_string()),
@@ -124,6 +130,7 @@ impl Options {
         ]
         .into_iter()
         .flat_map(|(name, value)| [name.to_string(), value])
+        .chain(nodelay)
         .collect()
     }
 }
@@ -309,7 +316,7 @@ struct Mosquitto {
 }
 
 impl Mosquitto {
-    fn start(dir: &Path) -> Result<Self, String> {
+    fn start(dir: &Path, nodelay: bool) -> Result<Self, String> {
         let binary = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
             .iter()
             .map(Path::new)
@@ -329,7 +336,7 @@ impl Mosquitto {
         std::fs::write(
             &config,
             format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nlog_dest stderr\nlog_type error\nmax_queued_messages 0\nmax_inflight_messages 0\n",
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nlog_dest stderr\nlog_type error\nmax_queued_messages 0\nmax_inflight_messages 0\nset_tcp_nodelay {nodelay}\n",
                 dir.display()
             ),
         )
@@ -1033,7 +1040,7 @@ fn measure(options: &Options, mqtt: bool) -> Result<Figures, String> {
     let broker_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let queue_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let (mut broker, mut subscriber) = if mqtt {
-        let broker = Mosquitto::start(broker_dir.path())?;
+        let broker = Mosquitto::start(broker_dir.path(), options.broker_nodelay)?;
         let subscriber = SubscriberProcess::start(broker.port)?;
         (Some(broker), Some(subscriber))
     } else {
@@ -1287,8 +1294,13 @@ fn bench(options: &Options) -> Result<(), String> {
     let cores = thread::available_parallelism().map_or(0, std::num::NonZero::get);
     println!("mqtt_scale: {}", command.join(" "));
     println!(
-        "{} devices × {POINTS} points (2 reads) every {} s, QoS 1 plain JSON to a local mosquitto; warm-up {} s, window {} s, outage {} s; {cores} CPUs, load average {:.2}",
+        "{} devices × {POINTS} points (2 reads) every {} s, QoS 1 plain JSON to a local mosquitto ({}); warm-up {} s, window {} s, outage {} s; {cores} CPUs, load average {:.2}",
         options.devices,
+        if options.broker_nodelay {
+            "set_tcp_nodelay true"
+        } else {
+            "its default: Nagle on"
+        },
         INTERVAL.as_secs_f64(),
         options.warmup,
         options.seconds,
@@ -1475,6 +1487,7 @@ fn smoke() {
         seconds: 2.0,
         warmup: 1.0,
         outage: 2.0,
+        broker_nodelay: false,
         bench: false,
     };
     let figures = measure(&options, true).expect("the smoke measurement runs");

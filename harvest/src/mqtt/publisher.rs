@@ -192,7 +192,17 @@ struct Shared {
     wake: Notify,
     stats: Arc<MqttStats>,
     devices: BTreeMap<String, Arc<DeviceConfig>>,
+    /// Each device's points by name: their place in its point map (a lookup per message).
+    points: HashMap<String, HashMap<String, usize>>,
     run: u64,
+}
+
+impl Shared {
+    /// `point` of `device`, with its place in the device's point map.
+    fn point(&self, device: &str, point: &str) -> Option<(usize, &Point)> {
+        let index = *self.points.get(device)?.get(point)?;
+        Some((index, self.devices.get(device)?.points.points().get(index)?))
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -283,6 +293,19 @@ impl Publisher {
             })),
             wake: Notify::new(),
             stats: Arc::clone(&stats),
+            points: devices
+                .iter()
+                .map(|(name, device)| {
+                    let index = device
+                        .points
+                        .points()
+                        .iter()
+                        .enumerate()
+                        .map(|(i, point)| (point.name.clone(), i))
+                        .collect();
+                    (name.clone(), index)
+                })
+                .collect(),
             devices,
             run,
             config,
@@ -914,7 +937,12 @@ fn complete(shared: &Shared, link: &mut Link, tag: Tag) {
 }
 
 async fn send_loop(shared: Arc<Shared>, stopped: watch::Receiver<bool>) {
-    let mut batch = Vec::new();
+    // Records read and not yet sent: the window takes fewer than a batch holds, and reading
+    // them again would re-open, seek and checksum the same bytes.
+    let mut batch: VecDeque<(u64, Vec<u8>)> = VecDeque::new();
+    let mut read = Vec::new();
+    // The cursor the batch's head follows; a rewind (a disconnect) makes the batch stale.
+    let mut follows = 0;
     loop {
         let woken = shared.wake.notified();
         let (ready, cursor) = {
@@ -923,14 +951,19 @@ async fn send_loop(shared: Arc<Shared>, stopped: watch::Receiver<bool>) {
                 (link.connected && link.window_free(), link.cursor)
             })
         };
-        batch.clear();
-        if ready {
+        if cursor != follows {
+            batch.clear();
+        }
+        if ready && batch.is_empty() {
+            read.clear();
             let mut queue = lock(&shared.queue);
-            if let Err(error) = queue.read(cursor, BATCH, 1 << 20, &mut batch) {
+            if let Err(error) = queue.read(cursor, BATCH, 1 << 20, &mut read) {
                 tracing::error!("mqtt queue: {error}");
             }
+            batch.extend(read.drain(..));
+            follows = cursor;
         }
-        if batch.is_empty() {
+        if !ready || batch.is_empty() {
             if *stopped.borrow() {
                 return;
             }
@@ -940,15 +973,16 @@ async fn send_loop(shared: Arc<Shared>, stopped: watch::Receiver<bool>) {
         }
         let mut guard = lock(&shared.link);
         let Some(link) = guard.as_mut() else { return };
-        if link.cursor != cursor {
+        if link.cursor != follows {
             // A disconnect rewound the cursor while the batch was read.
             continue;
         }
-        for (seq, bytes) in batch.drain(..) {
+        while let Some((seq, bytes)) = batch.front() {
+            let seq = *seq;
             if !link.connected || !link.window_free() {
                 break;
             }
-            match QueuedPoll::decode(&bytes) {
+            match QueuedPoll::decode(bytes) {
                 Ok(poll) => {
                     if !publish_poll(&shared, link, seq, &poll) {
                         break;
@@ -960,6 +994,8 @@ async fn send_loop(shared: Arc<Shared>, stopped: watch::Receiver<bool>) {
                 }
             }
             link.cursor = seq + 1;
+            follows = link.cursor;
+            batch.pop_front();
         }
         if link.outstanding.is_empty() && link.committed < link.cursor {
             // Only skipped records since the last commit: nothing will acknowledge them.
@@ -976,10 +1012,10 @@ async fn send_loop(shared: Arc<Shared>, stopped: watch::Receiver<bool>) {
 /// then sent again whole after the next connect).
 fn publish_poll(shared: &Shared, link: &mut Link, seq: u64, poll: &QueuedPoll) -> bool {
     let qos = rumqtt_qos(shared.config.qos);
-    let Some(device) = shared.devices.get(&poll.device) else {
+    if !shared.devices.contains_key(&poll.device) {
         // A device removed from the configuration since the poll was queued.
         return true;
-    };
+    }
     if link.node.is_some() {
         if !link.born.get(&poll.device).copied().unwrap_or(false) {
             birth_device(shared, link, &poll.device);
@@ -988,11 +1024,7 @@ fn publish_poll(shared: &Shared, link: &mut Link, seq: u64, poll: &QueuedPoll) -
             .points
             .iter()
             .filter_map(|point| {
-                let index = device
-                    .points
-                    .points()
-                    .iter()
-                    .position(|p| p.name == point.name)?;
+                let (index, _) = shared.point(&poll.device, &point.name)?;
                 Some((index, point.reading.clone().ok()))
             })
             .collect();
@@ -1016,12 +1048,9 @@ fn publish_poll(shared: &Shared, link: &mut Link, seq: u64, poll: &QueuedPoll) -
     let prefix = prefix(&shared.config);
     let timestamp = epoch(poll.timestamp);
     for point in &poll.points {
-        let unit = device
-            .points
-            .points()
-            .iter()
-            .find(|p| p.name == point.name)
-            .and_then(|p| p.unit.as_deref());
+        let unit = shared
+            .point(&poll.device, &point.name)
+            .and_then(|(_, p)| p.unit.as_deref());
         let mut body = json!({
             "value": point.reading.as_ref().ok().map(value_json),
             "quality": if point.reading.is_ok() { "good" } else { "bad" },
@@ -1167,11 +1196,10 @@ fn plain_write(
         }
         other => (None, other),
     };
-    let Some(config) = shared.devices.get(device) else {
+    if !shared.devices.contains_key(device) {
         return (id, Err(format!("no device {device:?}")));
-    };
-    let Some(target): Option<&Point> = config.points.points().iter().find(|p| p.name == point)
-    else {
+    }
+    let Some((_, target)) = shared.point(device, point) else {
         return (id, Err(format!("device {device:?} has no point {point:?}")));
     };
     let value = match json_to_value(target, &value) {
@@ -1188,10 +1216,7 @@ fn plain_write(
 
 /// Sparkplug answers a DCMD with a DDATA of the written metric's new value.
 fn report_written_metric(shared: &Shared, device: &str, point: &str, sample: &Sample) {
-    let Some(config) = shared.devices.get(device) else {
-        return;
-    };
-    let Some(index) = config.points.points().iter().position(|p| p.name == point) else {
+    let Some((index, _)) = shared.point(device, point) else {
         return;
     };
     let mut guard = lock(&shared.link);

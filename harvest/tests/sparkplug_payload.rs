@@ -9,150 +9,15 @@
 //! Needs `node` and `npm ci --prefix harvest/tests/sparkplug` (CI installs both). Without them the
 //! test fails and says so, unless `MODBUS_SKIP_SPARKPLUG_JS=1` makes it a visible skip.
 
-use std::io::{Read, Write};
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command as Process, Stdio};
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+mod support;
 
 use modbus_harvest::mqtt::sparkplug::{Command, EdgeNode, MetricSpec, SparkplugError};
 use modbus_stack::point::{Point, PointKind, PointValue, Table};
 use modbus_stack::value::{DataType, Order, Scale, StringFormat};
 use serde_json::{Value, json};
+use support::sparkplug_js::{available as decoder_available, hex, run as tahu, unhex};
 
-/// The whole decoder run; it decodes a payload in well under a millisecond.
-const DECODER_LIMIT: Duration = Duration::from_secs(30);
 const T0: u64 = 1_700_000_000_000;
-
-/// The node process, killed with its process group if the test ends early.
-struct Decoder(Child);
-
-impl Drop for Decoder {
-    fn drop(&mut self) {
-        if matches!(self.0.try_wait(), Ok(None)) {
-            let _ = Process::new("kill")
-                .args(["-KILL", "--", &format!("-{}", self.0.id())])
-                .status();
-            let _ = self.0.kill();
-        }
-        let _ = self.0.wait();
-    }
-}
-
-fn decoder_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sparkplug")
-}
-
-/// Why the decoder cannot run here, if it cannot.
-fn missing_prerequisite() -> Option<String> {
-    if Process::new("node").arg("--version").output().is_err() {
-        return Some(
-            "node not found (apt-get install nodejs npm, then npm ci --prefix harvest/tests/sparkplug)"
-                .into(),
-        );
-    }
-    if !decoder_dir()
-        .join("node_modules/sparkplug-payload")
-        .exists()
-    {
-        return Some(
-            "Tahu's decoder is not installed: run npm ci --prefix harvest/tests/sparkplug".into(),
-        );
-    }
-    None
-}
-
-/// `false` when the decoder cannot run and `MODBUS_SKIP_SPARKPLUG_JS=1` says to skip (a visible
-/// skip); panics with what to install when it cannot run otherwise.
-fn decoder_available(test: &str) -> bool {
-    let Some(why) = missing_prerequisite() else {
-        return true;
-    };
-    if std::env::var("MODBUS_SKIP_SPARKPLUG_JS").is_ok_and(|v| v == "1") {
-        // Straight to stderr: the harness hides `eprintln!` of passing tests.
-        let line = format!("SKIP {test}: {why}\n");
-        let _ = std::io::stderr().write_all(line.as_bytes());
-        return false;
-    }
-    panic!("{why}; or set MODBUS_SKIP_SPARKPLUG_JS=1 to skip this test");
-}
-
-fn drain(mut pipe: impl Read + Send + 'static) -> JoinHandle<String> {
-    thread::spawn(move || {
-        let mut text = String::new();
-        let _ = pipe.read_to_string(&mut text);
-        text
-    })
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::new(), |mut text, byte| {
-        let _ = write!(text, "{byte:02x}");
-        text
-    })
-}
-
-fn unhex(text: &str) -> Vec<u8> {
-    (0..text.len())
-        .step_by(2)
-        .map(|at| u8::from_str_radix(&text[at..at + 2], 16).expect("hex from the decoder"))
-        .collect()
-}
-
-/// Runs `decode.mjs` on `requests` (payload hex, or JSON objects for Tahu to encode) and
-/// returns its answers, one per request.
-fn tahu(requests: &[String]) -> Vec<Value> {
-    let mut command = Process::new("node");
-    command
-        .arg(decoder_dir().join("decode.mjs"))
-        .current_dir(decoder_dir())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    let mut decoder = Decoder(command.spawn().expect("start node"));
-    // Fed and drained on their own threads: a stuck decoder cannot block the test on a pipe.
-    let mut stdin = decoder.0.stdin.take().expect("stdin");
-    let mut input = requests.join("\n");
-    input.push('\n');
-    let feeder = thread::spawn(move || stdin.write_all(input.as_bytes()));
-    let stdout = drain(decoder.0.stdout.take().expect("stdout"));
-    let stderr = drain(decoder.0.stderr.take().expect("stderr"));
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = decoder.0.try_wait().expect("wait for node") {
-            break status;
-        }
-        assert!(
-            started.elapsed() < DECODER_LIMIT,
-            "the decoder did not finish in {DECODER_LIMIT:?}"
-        );
-        thread::sleep(Duration::from_millis(20));
-    };
-    feeder.join().unwrap().expect("write the payloads to node");
-    let (stdout, stderr) = (stdout.join().unwrap(), stderr.join().unwrap());
-    assert!(status.success(), "decode.mjs failed ({status}): {stderr}");
-    let answers: Vec<Value> = stdout
-        .lines()
-        .map(|line| {
-            serde_json::from_str(line).unwrap_or_else(|error| panic!("not JSON ({error}): {line}"))
-        })
-        .collect();
-    assert_eq!(
-        answers.len(),
-        requests.len(),
-        "one answer per request: {stdout}"
-    );
-    for answer in &answers {
-        assert!(
-            answer.get("error").is_none(),
-            "Tahu could not decode: {answer}"
-        );
-    }
-    answers
-}
 
 fn number(name: &str, address: u16, data_type: DataType) -> Point {
     Point::new(

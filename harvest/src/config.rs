@@ -656,6 +656,14 @@ impl Checker<'_> {
             deadband: device.deadband.clone(),
             max_interval: device.max_interval.clone(),
         };
+        self.topic_level(device.name.span(), format!("{path}.name"), &name);
+        if name == "_service" {
+            self.error(
+                device.name.span(),
+                format!("{path}.name"),
+                "\"_service\" is the service's own topic in MQTT: name the device otherwise",
+            );
+        }
         let base = rules.default;
         let policy = self.rules(path, &own, base);
         if policy != base {
@@ -670,6 +678,7 @@ impl Checker<'_> {
                     "\"status\" is the device's status topic in MQTT: name the point otherwise",
                 );
             }
+            self.topic_level(point.name.span(), format!("{point_path}.name"), point.name.get_ref());
             let own = RawRules {
                 publish: point.publish.clone(),
                 deadband: point.deadband.clone(),
@@ -681,6 +690,18 @@ impl Checker<'_> {
                     .points
                     .insert((name.clone(), point.name.get_ref().clone()), point_policy);
             }
+        }
+    }
+
+    /// Device and point names are topic levels under MQTT: a `/` would split one, and `+`, `#`
+    /// are wildcards a broker refuses in a published topic (it drops the connection).
+    fn topic_level(&mut self, span: Range<usize>, path: String, name: &str) {
+        if let Some(bad) = name.chars().find(|c| matches!(c, '/' | '+' | '#' | '\0')) {
+            self.error(
+                span,
+                path,
+                format!("{bad:?} cannot be in a name that is an MQTT topic level: rename it"),
+            );
         }
     }
 

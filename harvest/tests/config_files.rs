@@ -704,3 +704,33 @@ deadband = 2
         "{messages:?}"
     );
 }
+
+#[test]
+fn names_that_cannot_be_topic_levels_are_refused_under_mqtt() {
+    let devices = MQTT_DEVICE
+        .replace("\"boiler\"", "\"line/1\"")
+        .replace("\"temperature\"", "\"a+b\"")
+        .replace("\"pump\"", "\"status\"");
+    let text = format!("[mqtt]\nbroker = \"mqtt://b\"\n{devices}");
+    let (file, messages) = errors("mqtt_names", &text);
+    let expect = |place: &str, words: &str| {
+        assert!(
+            messages
+                .iter()
+                .any(|m| m.starts_with(&format!("{file}:{place}")) && m.contains(words)),
+            "no error at {place} with {words:?} among {messages:#?}"
+        );
+    };
+    expect("5:8: devices[0].name: ", "'/' cannot be in a name");
+    expect("13:10: devices[0].points[0].name: ", "'+' cannot be in a name");
+    expect("18:10: devices[0].points[1].name: ", "device's status topic");
+    assert_eq!(messages.len(), 3, "{messages:#?}");
+    let service = format!(
+        "[mqtt]\nbroker = \"mqtt://b\"\n{}",
+        MQTT_DEVICE.replace("\"boiler\"", "\"_service\"")
+    );
+    assert_only_error("mqtt_service_name", &service, "5:8: devices[0].name: ");
+    // Without [mqtt] the names are only names.
+    let (_, loaded) = load("mqtt_names_plain", &devices);
+    assert!(loaded.is_ok(), "{loaded:?}");
+}

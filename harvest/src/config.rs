@@ -678,7 +678,11 @@ impl Checker<'_> {
                     "\"status\" is the device's status topic in MQTT: name the point otherwise",
                 );
             }
-            self.topic_level(point.name.span(), format!("{point_path}.name"), point.name.get_ref());
+            self.topic_level(
+                point.name.span(),
+                format!("{point_path}.name"),
+                point.name.get_ref(),
+            );
             let own = RawRules {
                 publish: point.publish.clone(),
                 deadband: point.deadband.clone(),

@@ -722,8 +722,14 @@ fn names_that_cannot_be_topic_levels_are_refused_under_mqtt() {
         );
     };
     expect("5:8: devices[0].name: ", "'/' cannot be in a name");
-    expect("13:10: devices[0].points[0].name: ", "'+' cannot be in a name");
-    expect("18:10: devices[0].points[1].name: ", "device's status topic");
+    expect(
+        "13:10: devices[0].points[0].name: ",
+        "'+' cannot be in a name",
+    );
+    expect(
+        "18:10: devices[0].points[1].name: ",
+        "device's status topic",
+    );
     assert_eq!(messages.len(), 3, "{messages:#?}");
     let service = format!(
         "[mqtt]\nbroker = \"mqtt://b\"\n{}",

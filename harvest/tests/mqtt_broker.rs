@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use modbus_harvest::Service;
 use modbus_harvest::demo::{Demo, plc};
 use modbus_harvest::mqtt::{Broker, MqttConfig, MqttStats};
+use modbus_stack::point::{Point, PointKind, PointMap, Table};
 use modbus_stack::value::{self, Order};
 use serde_json::Value;
 use support::mqtt::{Message, Mosquitto, Subscriber};
@@ -317,11 +318,29 @@ fn two_services_one_subscriber_sees_both_fleets() {
         )),
     )
     .unwrap();
+    // A point the second meter's simulator does not have: its samples are bad, with the reason.
+    let line_b: Vec<_> = fast(&demo_b)
+        .into_iter()
+        .filter(|d| d.name.starts_with("meter"))
+        .map(|mut device| {
+            if device.name == "meter-2" {
+                let mut points = device.points.points().to_vec();
+                let kind = PointKind::number(value::DataType::U16, Order::Abcd);
+                let unit = points[0].unit_id;
+                points.push(Point::new(
+                    "missing",
+                    unit,
+                    Table::HoldingRegisters,
+                    60_000,
+                    kind,
+                ));
+                device.points = PointMap::new(points).unwrap();
+            }
+            device
+        })
+        .collect();
     let b = Service::start(
-        fast(&demo_b)
-            .into_iter()
-            .filter(|d| d.name.starts_with("meter"))
-            .collect(),
+        line_b,
         SocketAddr::from(ANY_PORT),
         Some(mqtt_config(
             broker.broker(),
@@ -379,6 +398,21 @@ fn two_services_one_subscriber_sees_both_fleets() {
     assert_eq!(temperature["unit"], "°C");
     assert_eq!(temperature["quality"], "good");
     assert!(temperature["value"].is_number());
+    assert!(temperature.get("reason").is_none(), "{temperature}");
+    let missing = messages
+        .iter()
+        .find(|m| m.topic == "site/line-b/meter-2/missing")
+        .expect("the bad point is published too")
+        .json();
+    assert_eq!(missing["quality"], "bad", "{missing}");
+    assert!(missing["value"].is_null(), "{missing}");
+    assert!(
+        missing["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("address")),
+        "{missing}"
+    );
+    assert!(missing.get("unit").is_none(), "{missing}");
     // Stopping one service says so on its retained service topic; the other goes on.
     a.stop().unwrap();
     subscriber.wait_for(Duration::from_secs(5), "line-a offline", |m| {

@@ -70,6 +70,9 @@ pub enum MqttError {
     /// The Sparkplug node could not be set up (an id with a character MQTT topics forbid).
     #[error("sparkplug: {0}")]
     Sparkplug(String),
+    /// A device or point name cannot be a topic level.
+    #[error("mqtt: the name {0:?} cannot be a topic level; rename it without /, + or #")]
+    Name(String),
     /// A thread could not be started.
     #[error("mqtt thread: {0}")]
     Thread(io::Error),
@@ -192,16 +195,52 @@ struct Shared {
     wake: Notify,
     stats: Arc<MqttStats>,
     devices: BTreeMap<String, Arc<DeviceConfig>>,
-    /// Each device's points by name: their place in its point map (a lookup per message).
-    points: HashMap<String, HashMap<String, usize>>,
+    /// Each device's point index and topics, built once (looked up per message).
+    points: HashMap<String, DevicePoints>,
     run: u64,
+}
+
+/// One device's points, indexed for the per-message path.
+struct DevicePoints {
+    config: Arc<DeviceConfig>,
+    /// Each point's place in the device's point map, by name.
+    index: HashMap<String, usize>,
+    /// Plain mode: each point's topic `PREFIX/DEVICE/POINT`, by place.
+    topics: Vec<String>,
+}
+
+impl DevicePoints {
+    fn new(config: &Arc<DeviceConfig>, mode: &Mode) -> Self {
+        let points = config.points.points();
+        let topics = match mode {
+            Mode::Plain { prefix } => points
+                .iter()
+                .map(|point| format!("{prefix}/{}/{}", config.name, point.name))
+                .collect(),
+            Mode::Sparkplug { .. } => Vec::new(),
+        };
+        Self {
+            config: Arc::clone(config),
+            index: points
+                .iter()
+                .enumerate()
+                .map(|(i, point)| (point.name.clone(), i))
+                .collect(),
+            topics,
+        }
+    }
+
+    /// `name`, with its place in the point map.
+    fn point(&self, name: &str) -> Option<(usize, &Point)> {
+        let index = *self.index.get(name)?;
+        Some((index, self.config.points.points().get(index)?))
+    }
 }
 
 impl Shared {
     /// `point` of `device`, with its place in the device's point map.
     fn point(&self, device: &str, point: &str) -> Option<(usize, &Point)> {
-        let index = *self.points.get(device)?.get(point)?;
-        Some((index, self.devices.get(device)?.points.points().get(index)?))
+        self.points.get(device)?.point(point)
     }
 }
 
@@ -222,6 +261,15 @@ impl Publisher {
         devices: &[DeviceConfig],
         config: MqttConfig,
     ) -> Result<Self, MqttError> {
+        let bad_level = |name: &str| name.contains(['/', '+', '#', '\0']);
+        for device in devices {
+            if bad_level(&device.name) {
+                return Err(MqttError::Name(device.name.clone()));
+            }
+            if let Some(point) = device.points.points().iter().find(|p| bad_level(&p.name)) {
+                return Err(MqttError::Name(point.name.clone()));
+            }
+        }
         let queue = Queue::open(
             &config.queue_dir,
             QueueOptions {
@@ -295,16 +343,7 @@ impl Publisher {
             stats: Arc::clone(&stats),
             points: devices
                 .iter()
-                .map(|(name, device)| {
-                    let index = device
-                        .points
-                        .points()
-                        .iter()
-                        .enumerate()
-                        .map(|(i, point)| (point.name.clone(), i))
-                        .collect();
-                    (name.clone(), index)
-                })
+                .map(|(name, device)| (name.clone(), DevicePoints::new(device, &config.mode)))
                 .collect(),
             devices,
             run,
@@ -1045,33 +1084,70 @@ fn publish_poll(shared: &Shared, link: &mut Link, seq: u64, poll: &QueuedPoll) -
             }
         };
     }
-    let prefix = prefix(&shared.config);
+    let Some(device) = shared.points.get(&poll.device) else {
+        return true;
+    };
     let timestamp = epoch(poll.timestamp);
     for point in &poll.points {
-        let unit = shared
-            .point(&poll.device, &point.name)
-            .and_then(|(_, p)| p.unit.as_deref());
-        let mut body = json!({
-            "value": point.reading.as_ref().ok().map(value_json),
-            "quality": if point.reading.is_ok() { "good" } else { "bad" },
-            "timestamp": timestamp,
-            "sequence": point.sequence,
-            "run": poll.run,
-        });
-        if let Value::Object(map) = &mut body {
-            if let Some(unit) = unit {
-                map.insert("unit".into(), json!(unit));
-            }
-            if let Err(reason) = &point.reading {
-                map.insert("reason".into(), json!(reason));
-            }
+        let Some((index, config)) = device.point(&point.name) else {
+            // A point removed from the configuration since the poll was queued.
+            continue;
+        };
+        let message = PointMessage {
+            value: point.reading.as_ref().ok().map(JsonValue),
+            unit: config.unit.as_deref(),
+            quality: if point.reading.is_ok() { "good" } else { "bad" },
+            reason: point.reading.as_ref().err().map(String::as_str),
+            timestamp,
+            sequence: point.sequence,
+            run: poll.run,
+        };
+        let mut payload = Vec::with_capacity(128);
+        if let Err(error) = serde_json::to_writer(&mut payload, &message) {
+            tracing::warn!("mqtt: {}/{}: {error}", poll.device, point.name);
+            continue;
         }
-        let topic = format!("{prefix}/{}/{}", poll.device, point.name);
-        if !link.send(topic, body.to_string().into_bytes(), qos, false, Some(seq)) {
+        if !link.send(device.topics[index].clone(), payload, qos, false, Some(seq)) {
             return false;
         }
     }
     true
+}
+
+/// A plain-mode sample message, serialized straight from the queued record.
+#[derive(serde::Serialize)]
+struct PointMessage<'a> {
+    value: Option<JsonValue<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unit: Option<&'a str>,
+    quality: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    timestamp: f64,
+    sequence: u64,
+    run: u64,
+}
+
+/// A point value as the HTTP API writes it ([`value_json`]), without building a `Value`.
+struct JsonValue<'a>(&'a PointValue);
+
+impl serde::Serialize for JsonValue<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            PointValue::Bool(on) => serializer.serialize_bool(*on),
+            PointValue::U16(v) => serializer.serialize_u16(*v),
+            PointValue::I16(v) => serializer.serialize_i16(*v),
+            PointValue::U32(v) => serializer.serialize_u32(*v),
+            PointValue::I32(v) => serializer.serialize_i32(*v),
+            PointValue::U64(v) => serializer.serialize_u64(*v),
+            PointValue::I64(v) => serializer.serialize_i64(*v),
+            // Widened as value_json does, so both paths print a sample alike; serde_json
+            // writes a NaN or an infinity as null, as value_json does.
+            PointValue::F32(v) => serializer.serialize_f64(f64::from(*v)),
+            PointValue::F64(v) => serializer.serialize_f64(*v),
+            PointValue::Text(text) => serializer.serialize_str(text),
+        }
+    }
 }
 
 /// A write from the broker: `PREFIX/DEVICE/POINT/set` (plain) or DCMD (Sparkplug), carried
@@ -1309,6 +1385,60 @@ mod tests {
                 publish
             })
             .collect()
+    }
+
+    #[test]
+    fn sample_values_print_as_the_http_api_prints_them() {
+        let values = [
+            PointValue::Bool(true),
+            PointValue::U16(65535),
+            PointValue::I16(-32768),
+            PointValue::U32(u32::MAX),
+            PointValue::I32(i32::MIN),
+            PointValue::U64(u64::MAX),
+            PointValue::I64(i64::MIN),
+            PointValue::F32(0.1),
+            PointValue::F32(f32::NAN),
+            PointValue::F64(-1e300),
+            PointValue::F64(f64::INFINITY),
+            PointValue::Text("a \"quoted\" \u{1}line\n".into()),
+        ];
+        for value in &values {
+            let direct = serde_json::to_string(&JsonValue(value)).expect("serializes");
+            assert_eq!(direct, value_json(value).to_string(), "{value:?}");
+        }
+    }
+
+    #[test]
+    fn names_that_cannot_be_topic_levels_refuse_the_start() {
+        use modbus_stack::harvest::Link as DeviceLink;
+        use modbus_stack::point::{PointKind, PointMap, Table};
+        let engine = Arc::new(Engine::new());
+        let dir = std::env::temp_dir().join(format!("mqtt-names-{}", std::process::id()));
+        let device = |device: &str, point: &str| {
+            let kind = PointKind::number(modbus_stack::value::DataType::U16, Default::default());
+            let points = PointMap::new([Point::new(point, 1, Table::HoldingRegisters, 0, kind)]);
+            DeviceConfig::new(
+                device,
+                DeviceLink::tcp("127.0.0.1:1"),
+                1,
+                points.expect("map"),
+            )
+        };
+        let broker = crate::mqtt::Broker {
+            host: "127.0.0.1".into(),
+            port: 1,
+            tls: false,
+        };
+        for (name, bad) in [("line/1", "x"), ("ok", "a+b"), ("ok", "#")] {
+            let config = MqttConfig::new(broker.clone(), "names", dir.clone());
+            let refused = Publisher::start(&engine, &[device(name, bad)], config);
+            let Err(MqttError::Name(named)) = refused else {
+                panic!("{name}/{bad} started: {refused:?}");
+            };
+            assert!(named == name || named == bad, "{named}");
+        }
+        assert!(!dir.exists(), "refused before the queue directory was made");
     }
 
     #[test]

@@ -131,7 +131,8 @@ pub struct MqttConfig {
     pub keep_alive: Duration,
     /// First wait before reconnecting; doubles per failure up to `reconnect_max`, with jitter.
     pub reconnect_min: Duration,
-    /// Longest wait between reconnection attempts.
+    /// Longest wait between reconnection attempts (10 s: also the longest a drain waits
+    /// after the broker is back).
     pub reconnect_max: Duration,
 }
 
@@ -154,7 +155,7 @@ impl MqttConfig {
             fsync: queue::FsyncPolicy::Interval(Duration::from_secs(1)),
             keep_alive: Duration::from_secs(30),
             reconnect_min: Duration::from_millis(500),
-            reconnect_max: Duration::from_secs(30),
+            reconnect_max: Duration::from_secs(10),
         }
     }
 }

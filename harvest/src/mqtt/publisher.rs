@@ -462,6 +462,9 @@ fn mqtt_options(
     run: u64,
 ) -> Result<MqttOptions, MqttError> {
     let mut options = MqttOptions::new(&config.client_id, &config.broker.host, config.broker.port);
+    // Nagle stays on (rumqttc's default): rumqttc writes and flushes each publish on its
+    // own, and Nagle packs those writes into full segments while PUBACKs keep the stream
+    // moving; the latency tail in the mqtt_scale bench is the broker's side, not ours.
     options
         .set_keep_alive(config.keep_alive)
         .set_clean_session(true)

@@ -23,7 +23,7 @@
 //! Options: `--devices N` (1000), `--seconds S` (60), `--warmup S` (15), `--outage S` (60),
 //! `--broker-nodelay` (mosquitto's `set_tcp_nodelay true`: with its default, Nagle on its
 //! sockets, delayed ACKs put a 40 ms tail on the end-to-end latency that is the broker's).
-//! The publisher reconnects with a backoff of 100 ms to 1 s (the default grows to 30 s), so
+//! The publisher reconnects with a backoff of 100 ms to 1 s (the default grows to 10 s), so
 //! the drain time measures the publisher, not the backoff; the reconnect delay is shown apart.
 //!
 //! Without `--bench` (`cargo test --benches`) it runs a smoke configuration of 5 devices with a

@@ -448,7 +448,18 @@ fn a_session_follows_the_sparkplug_rules() {
         count(m, "session", "DDATA") >= 300
     });
     stop(service, &subscriber, "session");
-    let stream = decode_stream(&subscriber.messages(), "session");
+    // Births and data at the one QoS of the samples (1), so the broker keeps their order.
+    let messages = subscriber.messages();
+    for verb in ["NBIRTH", "DBIRTH", "DDATA"] {
+        let topic = format!("spBv1.0/{GROUP}/{verb}/session");
+        let qos: BTreeSet<String> = messages
+            .iter()
+            .filter(|m| m.topic.starts_with(&topic))
+            .map(|m| format!("{:?}", m.qos))
+            .collect();
+        assert_eq!(qos, BTreeSet::from(["AtLeastOnce".to_string()]), "{verb}");
+    }
+    let stream = decode_stream(&messages, "session");
     drop(subscriber);
     broker.stop();
     demo.stop();
@@ -489,7 +500,7 @@ fn a_broker_outage_starts_a_new_session_and_replays_the_outage_as_history() {
     let queue = tempfile::tempdir().unwrap();
     let mut config = sparkplug_config(broker.broker(), "outage", queue.path());
     // Each reconnection attempt at least 750 ms after the one before: the subscriber (which
-    // retries every 50 ms) is back first, so it misses none of the QoS 0 births.
+    // retries every 50 ms) is back first, so the new births find its session.
     config.reconnect_min = Duration::from_millis(1500);
     config.reconnect_max = Duration::from_millis(1500);
     let fleet = devices(&demo, 1, INTERVAL);

@@ -39,9 +39,6 @@ const WINDOW: u16 = 512;
 const BATCH: usize = 256;
 /// Engine events buffered for the collector (about 3 s of 1000 devices × 20 points).
 const EVENT_QUEUE: usize = 65_536;
-/// Sparkplug B 3.0 has NBIRTH, DBIRTH and DDEATH at QoS 0: a lost birth is followed by a
-/// new one at the next connect (or a rebirth request), so there is nothing to resend.
-const SPARKPLUG_BIRTH_QOS: QoS = QoS::AtMostOnce;
 /// How long a stop waits for the goodbye message and the DISCONNECT to go out.
 const GOODBYE: Duration = Duration::from_secs(2);
 
@@ -822,7 +819,7 @@ fn on_connected(shared: &Shared) {
             let _ = link.client.try_subscribe(topic, QoS::AtLeastOnce);
         }
         let (topic, payload) = node.birth(now_ms);
-        link.send(topic, payload, SPARKPLUG_BIRTH_QOS, false, None);
+        link.send(topic, payload, birth_qos(shared), false, None);
         for device in shared.devices.keys() {
             if link.statuses.get(device).is_none_or(is_alive) {
                 birth_device(shared, link, device);
@@ -859,6 +856,14 @@ fn on_connected(shared: &Shared) {
 }
 
 /// A device whose values are live (Sparkplug: it has a DBIRTH and no DDEATH).
+/// Sparkplug births and DDEATH go at the QoS of the data. Sparkplug 3.0 puts them, and
+/// DDATA, at QoS 0; store-and-forward needs DDATA acknowledged, and a broker holds QoS 1
+/// messages for a slow subscriber while it forwards QoS 0 at once, so a DBIRTH or DDEATH at
+/// QoS 0 could overtake DDATA sent before it. One QoS keeps the node's one order.
+fn birth_qos(shared: &Shared) -> QoS {
+    rumqtt_qos(shared.config.qos)
+}
+
 fn is_alive(status: &Status) -> bool {
     matches!(
         status,
@@ -883,7 +888,7 @@ fn birth_device(shared: &Shared, link: &mut Link, device: &str) {
             });
     match node.device_birth(device, &values, epoch_millis(SystemTime::now())) {
         Ok((topic, payload)) => {
-            link.send(topic, payload, SPARKPLUG_BIRTH_QOS, false, None);
+            link.send(topic, payload, birth_qos(shared), false, None);
             link.born.insert(device.to_string(), true);
         }
         Err(error) => tracing::warn!("sparkplug: {error}"),
@@ -907,7 +912,7 @@ fn on_status(shared: &Shared, device: &str, status: &Status) {
                 .as_mut()
                 .map(|node| node.device_death(device, epoch_millis(SystemTime::now())))
             {
-                link.send(topic, payload, SPARKPLUG_BIRTH_QOS, false, None);
+                link.send(topic, payload, birth_qos(shared), false, None);
             }
             link.born.insert(device.to_string(), false);
         }
@@ -1164,7 +1169,7 @@ fn on_command(shared: &Arc<Shared>, topic: &str, payload: Vec<u8>) {
                 tracing::info!("sparkplug: rebirth requested");
                 let now_ms = epoch_millis(SystemTime::now());
                 if let Some((topic, payload)) = link.node.as_mut().map(|node| node.birth(now_ms)) {
-                    link.send(topic, payload, SPARKPLUG_BIRTH_QOS, false, None);
+                    link.send(topic, payload, birth_qos(shared), false, None);
                 }
                 let born: Vec<String> = link
                     .born

@@ -246,6 +246,8 @@ pub struct Message {
     pub topic: String,
     pub payload: Vec<u8>,
     pub retained: bool,
+    /// As delivered: the lower of the publisher's and the subscription's (1).
+    pub qos: QoS,
 }
 
 impl Message {
@@ -284,6 +286,7 @@ impl Subscriber {
                                 topic: publish.topic.clone(),
                                 payload: publish.payload.to_vec(),
                                 retained: publish.retain,
+                                qos: publish.qos,
                             });
                         }
                         Ok(Event::Incoming(Packet::SubAck(_))) => {

@@ -122,8 +122,8 @@ impl core::fmt::Debug for Publisher {
 /// What one publish was for, so its acknowledgement can be credited.
 #[derive(Debug, Clone, Copy)]
 struct Tag {
-    /// The queue record it carries part of, if any.
-    record: Option<u64>,
+    /// The queue record it carries part of, and which of the record's messages it is.
+    record: Option<(u64, u32)>,
     /// QoS 0 publishes complete when written.
     qos: QoS,
 }
@@ -138,6 +138,9 @@ struct Link {
     unacked: HashMap<u16, Tag>,
     /// Messages of each record not yet acknowledged.
     outstanding: BTreeMap<u64, u32>,
+    /// Which messages of each record past `committed` the broker has acknowledged, kept
+    /// across a disconnect: the resend after it skips them instead of repeating them.
+    delivered: BTreeMap<u64, Vec<u64>>,
     /// The next record to send.
     cursor: u64,
     /// Records up to here (exclusive) are acknowledged in the queue.
@@ -153,6 +156,20 @@ struct Link {
 }
 
 impl Link {
+    /// Records before `through` are acknowledged in the queue.
+    fn commit(&mut self, through: u64) {
+        self.committed = through;
+        self.delivered = self.delivered.split_off(&through);
+    }
+
+    /// Whether message `index` of record `seq` has been acknowledged already.
+    fn was_delivered(&self, seq: u64, index: u32) -> bool {
+        self.delivered
+            .get(&seq)
+            .and_then(|bits| bits.get((index / 64) as usize))
+            .is_some_and(|word| word & (1 << (index % 64)) != 0)
+    }
+
     fn window_free(&self) -> bool {
         self.unsent.len() + self.unacked.len() < usize::from(WINDOW)
     }
@@ -164,7 +181,7 @@ impl Link {
         payload: Vec<u8>,
         qos: QoS,
         retain: bool,
-        record: Option<u64>,
+        record: Option<(u64, u32)>,
     ) -> bool {
         if !self.connected
             || self
@@ -175,7 +192,7 @@ impl Link {
             return false;
         }
         self.unsent.push_back(Tag { record, qos });
-        if let Some(seq) = record {
+        if let Some((seq, _)) = record {
             *self.outstanding.entry(seq).or_insert(0) += 1;
         }
         true
@@ -329,6 +346,7 @@ impl Publisher {
                 unsent: VecDeque::new(),
                 unacked: HashMap::new(),
                 outstanding: BTreeMap::new(),
+                delivered: BTreeMap::new(),
                 cursor,
                 committed: cursor,
                 node,
@@ -954,7 +972,13 @@ fn on_acknowledged(shared: &Shared, pkid: u16) {
 /// messages are all done.
 fn complete(shared: &Shared, link: &mut Link, tag: Tag) {
     shared.stats.acknowledged.fetch_add(1, Ordering::Relaxed);
-    if let Some(seq) = tag.record {
+    if let Some((seq, index)) = tag.record {
+        let bits = link.delivered.entry(seq).or_default();
+        let word = (index / 64) as usize;
+        if bits.len() <= word {
+            bits.resize(word + 1, 0);
+        }
+        bits[word] |= 1 << (index % 64);
         if let Some(left) = link.outstanding.get_mut(&seq) {
             *left -= 1;
             if *left == 0 {
@@ -971,7 +995,7 @@ fn complete(shared: &Shared, link: &mut Link, tag: Tag) {
     if through > link.committed {
         let mut queue = lock(&shared.queue);
         match queue.ack_through(through - 1) {
-            Ok(()) => link.committed = through,
+            Ok(()) => link.commit(through),
             Err(error) => tracing::error!("mqtt queue: {error}"),
         }
         shared.stats.backlog.store(queue.len(), Ordering::Relaxed);
@@ -1049,7 +1073,7 @@ async fn send_loop(shared: Arc<Shared>, stopped: watch::Receiver<bool>) {
             let through = link.cursor;
             let mut queue = lock(&shared.queue);
             if queue.ack_through(through - 1).is_ok() {
-                link.committed = through;
+                link.commit(through);
             }
         }
     }
@@ -1075,6 +1099,9 @@ fn publish_poll(shared: &Shared, link: &mut Link, seq: u64, poll: &QueuedPoll) -
                 Some((index, point.reading.clone().ok()))
             })
             .collect();
+        if link.was_delivered(seq, 0) {
+            return true;
+        }
         let historical = poll.timestamp < link.session_start;
         let Some(node) = link.node.as_mut() else {
             return true;
@@ -1085,7 +1112,7 @@ fn publish_poll(shared: &Shared, link: &mut Link, seq: u64, poll: &QueuedPoll) -
             &metrics,
             historical,
         ) {
-            Ok((topic, payload)) => link.send(topic, payload, qos, false, Some(seq)),
+            Ok((topic, payload)) => link.send(topic, payload, qos, false, Some((seq, 0))),
             Err(error) => {
                 tracing::warn!("sparkplug: {error}");
                 true
@@ -1096,7 +1123,10 @@ fn publish_poll(shared: &Shared, link: &mut Link, seq: u64, poll: &QueuedPoll) -
         return true;
     };
     let timestamp = epoch(poll.timestamp);
-    for point in &poll.points {
+    for (part, point) in (0..).zip(&poll.points) {
+        if link.was_delivered(seq, part) {
+            continue;
+        }
         let Some((index, config)) = device.point(&point.name) else {
             // A point removed from the configuration since the poll was queued.
             continue;
@@ -1115,7 +1145,8 @@ fn publish_poll(shared: &Shared, link: &mut Link, seq: u64, poll: &QueuedPoll) -
             tracing::warn!("mqtt: {}/{}: {error}", poll.device, point.name);
             continue;
         }
-        if !link.send(device.topics[index].clone(), payload, qos, false, Some(seq)) {
+        let tag = Some((seq, part));
+        if !link.send(device.topics[index].clone(), payload, qos, false, tag) {
             return false;
         }
     }

@@ -28,6 +28,11 @@ const RECORD: usize = 150;
 /// A record's framing on disk (length, checksum, sequence), written by the floor too.
 const FRAMING: usize = 16;
 const ROUNDS: usize = 5;
+/// Records per measured case.
+const RECORDS: u64 = 100_000;
+
+/// A case: runs on a fresh directory with this many records and returns its time.
+type Case = fn(&Path, u64) -> Duration;
 
 fn record(seq: u64) -> [u8; RECORD] {
     let mut bytes = [0x5A; RECORD];
@@ -121,7 +126,7 @@ fn fresh() -> tempfile::TempDir {
 
 fn main() {
     let bench = std::env::args().any(|arg| arg == "--bench");
-    let cases: [(&str, fn(&Path, u64) -> Duration); 2] = [("live", live), ("drain", drain)];
+    let cases: [(&str, Case); 2] = [("live", live), ("drain", drain)];
     if !bench {
         for (name, case) in cases {
             case(fresh().path(), 2000);
@@ -129,7 +134,6 @@ fn main() {
         }
         return;
     }
-    const RECORDS: u64 = 100_000;
     println!("mqtt_queue: {RECORDS} records of {RECORD} B, median of {ROUNDS} rounds");
     for (name, case) in cases {
         let (mut queue_times, mut floor_times) = (Vec::new(), Vec::new());

@@ -298,6 +298,51 @@ fn an_outage_across_a_service_restart_loses_no_sample() {
     demo.stop();
 }
 
+/// The meters of `devices`, the second with a point its simulator does not have: its
+/// samples are bad, with the reason.
+fn with_a_missing_point(
+    devices: Vec<modbus_stack::harvest::DeviceConfig>,
+) -> Vec<modbus_stack::harvest::DeviceConfig> {
+    devices
+        .into_iter()
+        .filter(|d| d.name.starts_with("meter"))
+        .map(|mut device| {
+            if device.name == "meter-2" {
+                let mut points = device.points.points().to_vec();
+                let kind = PointKind::number(value::DataType::U16, Order::Abcd);
+                let unit = points[0].unit_id;
+                points.push(Point::new(
+                    "missing",
+                    unit,
+                    Table::HoldingRegisters,
+                    60_000,
+                    kind,
+                ));
+                device.points = PointMap::new(points).unwrap();
+            }
+            device
+        })
+        .collect()
+}
+
+/// A bad sample on `topic`: no value, quality bad, the reason, no unit.
+fn assert_bad_sample(messages: &[Message], topic: &str) {
+    let missing = messages
+        .iter()
+        .find(|m| m.topic == topic)
+        .expect("the bad point is published too")
+        .json();
+    assert_eq!(missing["quality"], "bad", "{missing}");
+    assert!(missing["value"].is_null(), "{missing}");
+    assert!(
+        missing["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("address")),
+        "{missing}"
+    );
+    assert!(missing.get("unit").is_none(), "{missing}");
+}
+
 /// (c) Two services with different devices publish into one broker; one subscriber sees
 /// both fleets, each with its birth message.
 #[test]
@@ -318,29 +363,8 @@ fn two_services_one_subscriber_sees_both_fleets() {
         )),
     )
     .unwrap();
-    // A point the second meter's simulator does not have: its samples are bad, with the reason.
-    let line_b: Vec<_> = fast(&demo_b)
-        .into_iter()
-        .filter(|d| d.name.starts_with("meter"))
-        .map(|mut device| {
-            if device.name == "meter-2" {
-                let mut points = device.points.points().to_vec();
-                let kind = PointKind::number(value::DataType::U16, Order::Abcd);
-                let unit = points[0].unit_id;
-                points.push(Point::new(
-                    "missing",
-                    unit,
-                    Table::HoldingRegisters,
-                    60_000,
-                    kind,
-                ));
-                device.points = PointMap::new(points).unwrap();
-            }
-            device
-        })
-        .collect();
     let b = Service::start(
-        line_b,
+        with_a_missing_point(fast(&demo_b)),
         SocketAddr::from(ANY_PORT),
         Some(mqtt_config(
             broker.broker(),
@@ -399,20 +423,7 @@ fn two_services_one_subscriber_sees_both_fleets() {
     assert_eq!(temperature["quality"], "good");
     assert!(temperature["value"].is_number());
     assert!(temperature.get("reason").is_none(), "{temperature}");
-    let missing = messages
-        .iter()
-        .find(|m| m.topic == "site/line-b/meter-2/missing")
-        .expect("the bad point is published too")
-        .json();
-    assert_eq!(missing["quality"], "bad", "{missing}");
-    assert!(missing["value"].is_null(), "{missing}");
-    assert!(
-        missing["reason"]
-            .as_str()
-            .is_some_and(|r| r.contains("address")),
-        "{missing}"
-    );
-    assert!(missing.get("unit").is_none(), "{missing}");
+    assert_bad_sample(&messages, "site/line-b/meter-2/missing");
     // Stopping one service says so on its retained service topic; the other goes on.
     a.stop().unwrap();
     subscriber.wait_for(Duration::from_secs(5), "line-a offline", |m| {

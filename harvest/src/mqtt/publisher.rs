@@ -1452,10 +1452,11 @@ mod tests {
     fn names_that_cannot_be_topic_levels_refuse_the_start() {
         use modbus_stack::harvest::Link as DeviceLink;
         use modbus_stack::point::{PointKind, PointMap, Table};
+        use modbus_stack::value::{DataType, Order};
         let engine = Arc::new(Engine::new());
         let dir = std::env::temp_dir().join(format!("mqtt-names-{}", std::process::id()));
         let device = |device: &str, point: &str| {
-            let kind = PointKind::number(modbus_stack::value::DataType::U16, Default::default());
+            let kind = PointKind::number(DataType::U16, Order::default());
             let points = PointMap::new([Point::new(point, 1, Table::HoldingRegisters, 0, kind)]);
             DeviceConfig::new(
                 device,

@@ -8,6 +8,7 @@ mod support;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::thread;
 use std::time::Duration;
 
 use modbus_stack::frame::Framing;
@@ -292,6 +293,64 @@ fn at_the_cap_the_least_recently_used_connection_makes_room() {
 }
 
 #[test]
+fn at_the_cap_a_connection_that_never_sent_a_request_goes_before_one_in_use() {
+    let server = spawn(Config {
+        max_connections: 2,
+        ..Config::tcp()
+    });
+    let mut used = connect(server.local_addr());
+    assert_eq!(
+        call(&mut used, 1, &hex("04 00 01 00 01")),
+        hex("04 02 00 01")
+    );
+    // Accepted after `used` was last served, but never used: it goes first.
+    let mut silent = connect(server.local_addr());
+    thread::sleep(Duration::from_millis(20));
+    let mut newcomer = connect(server.local_addr());
+    assert_eq!(
+        call(&mut newcomer, 1, &hex("04 00 05 00 01")),
+        hex("04 02 00 05")
+    );
+    assert_closed(&mut silent);
+    assert_eq!(
+        call(&mut used, 2, &hex("04 00 02 00 01")),
+        hex("04 02 00 02")
+    );
+}
+
+#[test]
+fn a_connection_its_client_closed_holds_no_slot() {
+    let server = spawn(Config {
+        max_connections: 2,
+        ..Config::tcp()
+    });
+    let mut first = connect(server.local_addr());
+    let mut gone = connect(server.local_addr());
+    assert_eq!(
+        call(&mut first, 1, &hex("04 00 01 00 01")),
+        hex("04 02 00 01")
+    );
+    // `gone` is served last, then its client closes it: its thread ends at once, the
+    // watcher reaps it at its next tick (up to 250 ms later), and until then it must not
+    // count against the cap.
+    assert_eq!(
+        call(&mut gone, 1, &hex("04 00 02 00 01")),
+        hex("04 02 00 02")
+    );
+    drop(gone);
+    thread::sleep(Duration::from_millis(20));
+    let mut newcomer = connect(server.local_addr());
+    assert_eq!(
+        call(&mut newcomer, 1, &hex("04 00 05 00 01")),
+        hex("04 02 00 05")
+    );
+    assert_eq!(
+        call(&mut first, 2, &hex("04 00 03 00 01")),
+        hex("04 02 00 03")
+    );
+}
+
+#[test]
 fn thirty_two_concurrent_clients_write_and_read_back_distinct_ranges() {
     let server = spawn(Config {
         max_connections: 40,
@@ -300,7 +359,7 @@ fn thirty_two_concurrent_clients_write_and_read_back_distinct_ranges() {
     let addr = server.local_addr();
     let clients: Vec<_> = (0..32u16)
         .map(|client| {
-            std::thread::spawn(move || {
+            thread::spawn(move || {
                 let mut s = connect(addr);
                 let start = client * 100;
                 for round in 0..20u16 {

@@ -14,9 +14,9 @@
 //! at a time (slowloris), or floods:
 //!
 //! * At most [`Config::max_connections`] connections exist at once. When a newcomer arrives at
-//!   the cap, the connection whose last complete request lies furthest back (or that never
-//!   completed one) is closed to make room, as the TCP implementation guide advises
-//!   (`modbus-reference.md` §10.5): a client that holds a slot without using it loses it, a
+//!   the cap, a connection that never completed a request (the oldest of them), else the one
+//!   whose last complete request lies furthest back, is closed to make room, as the TCP
+//!   implementation guide advises (`modbus-reference.md` §10.5): a client that holds a slot without using it loses it, a
 //!   client that is being served does not. [`Config::max_connections_per_address`] caps the
 //!   connections of one peer address the same way, within its own connections, so a single
 //!   host cannot take every slot.
@@ -59,7 +59,7 @@
 use std::collections::BTreeMap;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -102,8 +102,8 @@ pub const COALESCE_LEN: usize = 16 * tcp::MAX_ADU_LEN;
 pub struct Config {
     /// Framing, unit ids and broadcast rule of every connection's session.
     pub session: ServerConfig,
-    /// Most simultaneous connections (at least 1); at the cap, the least recently used one
-    /// makes room for a newcomer.
+    /// Most simultaneous connections (at least 1); at the cap, one that never completed a
+    /// request, else the least recently used one, makes room for a newcomer.
     pub max_connections: usize,
     /// Most simultaneous connections from one peer address, if capped; a host at its cap that
     /// connects again loses its own least recently used connection.
@@ -449,6 +449,8 @@ impl Drop for SpawnedServer {
 struct Progress {
     /// When the latest complete request arrived (the accept, before the first).
     last_request: AtomicU64,
+    /// A request has completed: the connection is in use.
+    used: AtomicBool,
     /// When the frame in progress began; 0 when none is.
     frame_started: AtomicU64,
 }
@@ -457,6 +459,7 @@ impl Progress {
     fn new(accepted: Instant) -> Self {
         Self {
             last_request: AtomicU64::new(accepted.as_micros()),
+            used: AtomicBool::new(false),
             frame_started: AtomicU64::new(0),
         }
     }
@@ -515,14 +518,34 @@ impl Connection {
 
 /// Before a connection from `peer` is added: closes the least recently used connection of
 /// `peer` when it is at its per-address cap, then the least recently used of all when the
-/// server is at its cap (§10.5: "the oldest unused connection").
+/// server is at its cap (§10.5: "the oldest unused connection"). Connections that never
+/// completed a request go first, oldest first: accepts can lag (a loaded accept thread takes
+/// a backlog at once), and by accept time alone a burst of newcomers that send nothing would
+/// look fresher than a client being served.
 fn make_room(connections: &mut Connections, peer: IpAddr, config: &Config) {
+    // Connections whose thread has ended (closed by their peer or for bad framing) hold no
+    // slot; the watcher reaps them only at its next tick.
+    let ended: Vec<u64> = connections
+        .live
+        .iter()
+        .filter(|(_, connection)| connection.thread.is_finished())
+        .map(|(id, _)| *id)
+        .collect();
+    for id in ended {
+        if let Some(connection) = connections.live.remove(&id) {
+            connections.closing.push(connection.thread);
+        }
+    }
     let evict = |connections: &mut Connections, same_peer: bool| -> bool {
         let oldest = connections
             .live
             .iter()
             .filter(|(_, connection)| !same_peer || connection.peer == peer)
-            .min_by_key(|(id, connection)| (connection.progress.last_request(), **id))
+            .min_by_key(|(id, connection)| {
+                let progress = &connection.progress;
+                let used = progress.used.load(Ordering::Relaxed);
+                (used, progress.last_request(), **id)
+            })
             .map(|(id, _)| *id);
         let Some(connection) = oldest.and_then(|id| connections.live.remove(&id)) else {
             return false;
@@ -679,6 +702,7 @@ impl ConnectionWorker {
         if self.stamped.is_none() {
             let now = now.as_micros().max(1);
             self.progress.last_request.store(now, Ordering::Relaxed);
+            self.progress.used.store(true, Ordering::Relaxed);
             self.stamped = Some(now);
         }
     }

@@ -1296,12 +1296,12 @@ fn bench(options: &Options) -> Result<(), String> {
     println!(
         "{} devices × {POINTS} points (2 reads) every {} s, QoS 1 plain JSON to a local mosquitto ({}); warm-up {} s, window {} s, outage {} s; {cores} CPUs, load average {:.2}",
         options.devices,
+        INTERVAL.as_secs_f64(),
         if options.broker_nodelay {
             "set_tcp_nodelay true"
         } else {
             "its default: Nagle on"
         },
-        INTERVAL.as_secs_f64(),
         options.warmup,
         options.seconds,
         options.outage,

@@ -1059,8 +1059,8 @@ fn measure(options: &Options, mqtt: bool) -> Result<Figures, String> {
         config.mode = Mode::Plain {
             prefix: PREFIX.into(),
         };
-        config.reconnect_min = Duration::from_millis(100);
-        config.reconnect_max = Duration::from_secs(1);
+        config.reconnect.initial = Duration::from_millis(100);
+        config.reconnect.max = Duration::from_secs(1);
         config
     });
     let points = point_map();

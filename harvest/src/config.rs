@@ -208,7 +208,7 @@ struct RawMqtt {
     queue_max_mb: Option<Spanned<i64>>,
     fsync: Option<Spanned<String>>,
     keep_alive: Option<Spanned<String>>,
-    reconnect_min: Option<Spanned<String>>,
+    reconnect_initial: Option<Spanned<String>>,
     reconnect_max: Option<Spanned<String>>,
     publish: Option<Spanned<String>>,
     deadband: Option<Spanned<f64>>,
@@ -534,22 +534,22 @@ impl Checker<'_> {
             "mqtt.keep_alive".into(),
             config.keep_alive,
         );
-        config.reconnect_min = self.positive_duration(
-            raw.reconnect_min.as_ref(),
-            "mqtt.reconnect_min".into(),
-            config.reconnect_min,
+        config.reconnect.initial = self.positive_duration(
+            raw.reconnect_initial.as_ref(),
+            "mqtt.reconnect_initial".into(),
+            config.reconnect.initial,
         );
-        config.reconnect_max = self.positive_duration(
+        config.reconnect.max = self.positive_duration(
             raw.reconnect_max.as_ref(),
             "mqtt.reconnect_max".into(),
-            config.reconnect_max,
+            config.reconnect.max,
         );
-        if config.reconnect_max < config.reconnect_min {
+        if config.reconnect.max < config.reconnect.initial {
             let span = raw.reconnect_max.as_ref().map_or(0..0, Spanned::span);
             self.error(
                 span,
                 "mqtt.reconnect_max".into(),
-                "reconnect_max is shorter than reconnect_min",
+                "reconnect_max is shorter than reconnect_initial",
             );
         }
         let own = RawRules {

@@ -608,7 +608,7 @@ group_id = "plant1"
 queue_dir = "spool"
 queue_max_mb = 64
 fsync = "always"
-reconnect_min = "250ms"
+reconnect_initial = "250ms"
 reconnect_max = "10s"
 publish = "change"
 max_interval = "5m"
@@ -637,7 +637,7 @@ max_interval = "5m"
     );
     assert_eq!(mqtt.queue_max_bytes, 64 << 20);
     assert_eq!(mqtt.fsync, FsyncPolicy::Always);
-    assert_eq!(mqtt.reconnect_min, Duration::from_millis(250));
+    assert_eq!(mqtt.reconnect.initial, Duration::from_millis(250));
     // The device's rule (change, deadband 0.5) keeps the file-wide 5 minute maximum; the
     // pump's own rule publishes every poll.
     let temperature = mqtt.publish.policy("boiler", "temperature");

@@ -31,8 +31,8 @@ fn mqtt_config(broker: Broker, client_id: &str, prefix: &str, queue: &Path) -> M
     config.mode = modbus_harvest::mqtt::Mode::Plain {
         prefix: prefix.into(),
     };
-    config.reconnect_min = Duration::from_millis(100);
-    config.reconnect_max = Duration::from_millis(400);
+    config.reconnect.initial = Duration::from_millis(100);
+    config.reconnect.max = Duration::from_millis(400);
     config
 }
 

@@ -44,8 +44,8 @@ fn sparkplug_config(broker: Broker, node: &str, queue: &Path) -> MqttConfig {
         group_id: GROUP.into(),
         edge_node_id: node.into(),
     };
-    config.reconnect_min = Duration::from_millis(100);
-    config.reconnect_max = Duration::from_millis(400);
+    config.reconnect.initial = Duration::from_millis(100);
+    config.reconnect.max = Duration::from_millis(400);
     config
 }
 
@@ -501,8 +501,8 @@ fn a_broker_outage_starts_a_new_session_and_replays_the_outage_as_history() {
     let mut config = sparkplug_config(broker.broker(), "outage", queue.path());
     // Each reconnection attempt at least 750 ms after the one before: the subscriber (which
     // retries every 50 ms) is back first, so the new births find its session.
-    config.reconnect_min = Duration::from_millis(1500);
-    config.reconnect_max = Duration::from_millis(1500);
+    config.reconnect.initial = Duration::from_millis(1500);
+    config.reconnect.max = Duration::from_millis(1500);
     let fleet = devices(&demo, 1, INTERVAL);
     let service = Service::start(fleet, SocketAddr::from(ANY_PORT), Some(config)).unwrap();
     subscriber.wait_for(Duration::from_secs(10), "live DDATA", |m| {

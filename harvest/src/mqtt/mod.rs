@@ -18,6 +18,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use modbus_stack::harvest::Backoff;
+
 pub use publisher::{MqttError, MqttStats, Publisher};
 
 /// Where the broker is.
@@ -129,11 +131,9 @@ pub struct MqttConfig {
     pub fsync: queue::FsyncPolicy,
     /// MQTT keep-alive.
     pub keep_alive: Duration,
-    /// First wait before reconnecting; doubles per failure up to `reconnect_max`, with jitter.
-    pub reconnect_min: Duration,
-    /// Longest wait between reconnection attempts (10 s: also the longest a drain waits
-    /// after the broker is back).
-    pub reconnect_max: Duration,
+    /// Waits between reconnection attempts: doubling, with jitter. Its `max` (10 s by
+    /// default) is also the longest a drain waits once the broker is back.
+    pub reconnect: Backoff,
 }
 
 impl MqttConfig {
@@ -154,8 +154,10 @@ impl MqttConfig {
             queue_max_bytes: 256 << 20,
             fsync: queue::FsyncPolicy::Interval(Duration::from_secs(1)),
             keep_alive: Duration::from_secs(30),
-            reconnect_min: Duration::from_millis(500),
-            reconnect_max: Duration::from_secs(10),
+            reconnect: Backoff {
+                initial: Duration::from_millis(500),
+                max: Duration::from_secs(10),
+            },
         }
     }
 }

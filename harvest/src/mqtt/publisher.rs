@@ -755,23 +755,18 @@ async fn connect_loop(
     let _ = status_task.await;
 }
 
-/// Doubling from `reconnect_min` to `reconnect_max`, each wait drawn from its upper half so a
-/// fleet that lost its broker at once does not come back at once.
+/// The wait before reconnection attempt `failures + 1`: the configured [`Backoff`], its
+/// jitter drawn afresh each time, so a fleet that lost its broker at once does not come
+/// back at once.
+///
+/// [`Backoff`]: modbus_stack::harvest::Backoff
 fn backoff(config: &MqttConfig, failures: u32) -> Duration {
-    let doubled = config
-        .reconnect_min
-        .saturating_mul(1 << failures.saturating_sub(1).min(20))
-        .min(config.reconnect_max);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let mut x = u64::from(nanos) | 1;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    #[allow(clippy::cast_precision_loss)] // a jitter fraction
-    let fraction = 0.5 + (x % 1000) as f64 / 2000.0;
-    doubled.mul_f64(fraction)
+    use std::hash::BuildHasher;
+    // Each RandomState has its own keys: a random fraction without a random-number crate.
+    let bits = std::collections::hash_map::RandomState::new().hash_one(failures);
+    #[allow(clippy::cast_precision_loss)] // 53 bits into an f64's mantissa
+    let random = (bits >> 11) as f64 / (1u64 << 53) as f64;
+    config.reconnect.delay(failures, random)
 }
 
 fn on_disconnected(shared: &Shared, eventloop: &mut EventLoop, error: &ConnectionError) {
@@ -1424,6 +1419,31 @@ mod tests {
                 publish
             })
             .collect()
+    }
+
+    #[test]
+    fn reconnect_waits_double_to_the_maximum_with_jitter() {
+        let broker = crate::mqtt::Broker {
+            host: "127.0.0.1".into(),
+            port: 1,
+            tls: false,
+        };
+        let config = MqttConfig::new(broker, "backoff", std::env::temp_dir());
+        let (initial, max) = (config.reconnect.initial, config.reconnect.max);
+        for failures in 1..=12 {
+            let full = initial.saturating_mul(1 << (failures - 1)).min(max);
+            let waits: Vec<Duration> = (0..20).map(|_| backoff(&config, failures)).collect();
+            for wait in &waits {
+                assert!(
+                    *wait >= full / 2 && *wait <= full,
+                    "{failures}: {wait:?} of {full:?}"
+                );
+            }
+            assert!(
+                waits.iter().any(|w| *w != waits[0]),
+                "{failures}: no jitter"
+            );
+        }
     }
 
     #[test]

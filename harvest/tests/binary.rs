@@ -545,3 +545,57 @@ poll_interval = "100ms"
     broker.stop();
     server.shutdown().expect("stop the simulator");
 }
+
+#[test]
+fn a_broker_that_refuses_the_password_is_named_in_the_log() {
+    let mut broker = support::mqtt::Mosquitto::start_with_password("harvest", "right");
+    let dir = temp_dir("refused_password_files");
+    let file = dir.join("fleet.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"[mqtt]
+broker = "mqtt://127.0.0.1:{port}"
+client_id = "harvest-refused"
+username = "harvest"
+password = "wrong"
+queue_dir = "queue"
+reconnect_initial = "100ms"
+reconnect_max = "200ms"
+
+[[devices]]
+name = "boiler"
+connection = "tcp"
+address = "127.0.0.1"
+port = 1
+unit_id = 1
+
+  [[devices.points]]
+  name = "setpoint"
+  register = 40001
+  type = "u16"
+"#,
+            port = broker.password_port.expect("a password listener")
+        ),
+    )
+    .expect("write the file");
+    let config = file.to_string_lossy().into_owned();
+    let running = Running::spawn(
+        "refused_password",
+        &["--config", &config, "--listen", "127.0.0.1:0"],
+    );
+    let _ = running.url();
+    let deadline = Instant::now() + PATIENCE;
+    let wanted = "check the user name and password";
+    while !running.log_text().contains(wanted) {
+        assert!(
+            Instant::now() < deadline,
+            "no {wanted:?} in the log:\n{}",
+            running.log_text()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert!(running.log_text().contains("refused the connection"));
+    drop(running);
+    broker.stop();
+}

@@ -714,3 +714,54 @@ fn tls_to_the_broker_with_its_ca() {
     broker.stop();
     demo.stop();
 }
+
+/// Credentials: the broker's password listener admits the configured user, and refuses a
+/// wrong password, in which case nothing is published and every poll stays queued.
+#[test]
+fn the_broker_checks_the_configured_credentials() {
+    let mut demo = Demo::start().unwrap();
+    let mut broker = Mosquitto::start_with_password("harvest", "s3cret pass");
+    let subscriber = Subscriber::start(broker.port, "check-auth", "#");
+    let guarded = Broker {
+        host: "127.0.0.1".into(),
+        port: broker.password_port.unwrap(),
+        tls: false,
+    };
+    let run = |client: &str, password: &str, queue: &Path| {
+        let mut config = mqtt_config(guarded.clone(), client, client, queue);
+        config.credentials = Some(("harvest".into(), password.into()));
+        Service::start(fast(&demo), SocketAddr::from(ANY_PORT), Some(config)).unwrap()
+    };
+    let queue = tempfile::tempdir().unwrap();
+    let service = run("admitted", "s3cret pass", queue.path());
+    subscriber.wait_for(Duration::from_secs(10), "samples", |m| {
+        samples(m, "admitted").values().any(|s| s.len() >= 3)
+    });
+    service.stop().unwrap();
+
+    let refused = tempfile::tempdir().unwrap();
+    let service = run("refused", "wrong", refused.path());
+    wait(Duration::from_secs(10), "refused attempts", || {
+        stats(&service)
+            .connection_failures
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 2
+    });
+    assert!(
+        !stats(&service)
+            .connected
+            .load(std::sync::atomic::Ordering::Relaxed)
+    );
+    assert!(backlog(&service) > 0);
+    service.stop().unwrap();
+    assert!(
+        !subscriber
+            .messages()
+            .iter()
+            .any(|m| m.topic.starts_with("refused/")),
+        "a refused client's samples arrived"
+    );
+    drop(subscriber);
+    broker.stop();
+    demo.stop();
+}

@@ -21,8 +21,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use modbus_stack::harvest::{DeviceConfig, Engine, Event, Quality, Sample, Status};
 use modbus_stack::point::{Point, PointValue};
 use rumqttc::{
-    AsyncClient, ConnectionError, Event as MqttEvent, EventLoop, LastWill, MqttOptions, Outgoing,
-    Packet, QoS, TlsConfiguration, Transport,
+    AsyncClient, ConnectReturnCode, ConnectionError, Event as MqttEvent, EventLoop, LastWill,
+    MqttOptions, Outgoing, Packet, QoS, TlsConfiguration, Transport,
 };
 use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc, watch};
@@ -774,6 +774,16 @@ fn on_disconnected(shared: &Shared, eventloop: &mut EventLoop, error: &Connectio
     let Some(link) = guard.as_mut() else { return };
     if link.connected {
         tracing::warn!("mqtt: connection lost: {error}");
+    } else if let ConnectionError::ConnectionRefused(code) = error {
+        // Retrying will not help until someone changes the configuration or the broker.
+        let advice = match code {
+            ConnectReturnCode::BadUserNamePassword | ConnectReturnCode::NotAuthorized => {
+                "check the user name and password in [mqtt] and the broker's access rules"
+            }
+            ConnectReturnCode::BadClientId => "check client_id: the broker does not accept it",
+            _ => "check the broker",
+        };
+        tracing::warn!("mqtt: the broker refused the connection ({code:?}): {advice}");
     } else {
         tracing::debug!("mqtt: cannot connect: {error}");
     }

@@ -26,16 +26,16 @@ pub struct Mosquitto {
     pub port: u16,
     /// A second, TLS listener (see [`Mosquitto::start_with_tls`]).
     pub tls_port: Option<u16>,
+    /// A listener that wants a user name and password (see
+    /// [`Mosquitto::start_with_password`]).
+    pub password_port: Option<u16>,
     dir: tempfile::TempDir,
 }
 
 impl Mosquitto {
     /// Starts a broker on a free port.
     pub fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .unwrap()
-            .port();
+        let port = free_port();
         let dir = tempfile::tempdir().unwrap();
         // Started as root, mosquitto drops to its own user, which must be able to save the
         // sessions here.
@@ -48,6 +48,7 @@ impl Mosquitto {
             child: None,
             port,
             tls_port: None,
+            password_port: None,
             dir,
         };
         broker.restart();
@@ -151,12 +152,7 @@ impl Mosquitto {
             std::os::unix::fs::PermissionsExt::from_mode(0o644),
         )
         .unwrap();
-        broker.tls_port = Some(
-            TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .unwrap()
-                .port(),
-        );
+        broker.tls_port = Some(free_port());
         broker.restart();
         let tls_port = broker.tls_port.unwrap_or_default();
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -167,6 +163,35 @@ impl Mosquitto {
         (broker, dir.join("ca.pem"))
     }
 
+    /// Starts a broker with its anonymous listener and one that admits only `user` with
+    /// `password` (a password file made with `mosquitto_passwd`).
+    pub fn start_with_password(user: &str, password: &str) -> Self {
+        let mut broker = Self::start();
+        broker.stop();
+        let file = broker.dir.path().join("passwd");
+        let status = Command::new("mosquitto_passwd")
+            .args(["-c", "-b"])
+            .arg(&file)
+            .args([user, password])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("mosquitto_passwd (part of Debian's mosquitto)");
+        assert!(status.success(), "mosquitto_passwd");
+        // Started as root, mosquitto reads it as its own user.
+        std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .unwrap();
+        let port = free_port();
+        broker.password_port = Some(port);
+        broker.restart();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "no password listener on {port}");
+            thread::sleep(Duration::from_millis(20));
+        }
+        broker
+    }
+
     /// Starts it (again) on the same port, with the persisted sessions.
     pub fn restart(&mut self) {
         assert!(self.child.is_none());
@@ -174,10 +199,14 @@ impl Mosquitto {
         std::fs::write(
             &config,
             format!(
-                "per_listener_settings false\nallow_anonymous true\npersistence true\npersistence_location {dir}/\nlog_dest stderr\nlog_type error\nlog_type warning\nmax_queued_messages 0\nlistener {} 127.0.0.1\n{}",
+                "per_listener_settings true\npersistence true\npersistence_location {dir}/\nlog_dest stderr\nlog_type error\nlog_type warning\nmax_queued_messages 0\nlistener {} 127.0.0.1\nallow_anonymous true\n{}{}",
                 self.port,
                 self.tls_port.map_or(String::new(), |port| format!(
-                    "listener {port} 127.0.0.1\ncafile {dir}/ca.pem\ncertfile {dir}/server.pem\nkeyfile {dir}/server.key\n",
+                    "listener {port} 127.0.0.1\nallow_anonymous true\ncafile {dir}/ca.pem\ncertfile {dir}/server.pem\nkeyfile {dir}/server.key\n",
+                    dir = self.dir.path().display()
+                )),
+                self.password_port.map_or(String::new(), |port| format!(
+                    "listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {dir}/passwd\n",
                     dir = self.dir.path().display()
                 )),
                 dir = self.dir.path().display(),
@@ -229,6 +258,14 @@ impl Mosquitto {
             tls: false,
         }
     }
+}
+
+/// A loopback port nothing listens on now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port()
 }
 
 impl Drop for Mosquitto {

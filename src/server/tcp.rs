@@ -16,10 +16,10 @@
 //! * At most [`Config::max_connections`] connections exist at once. When a newcomer arrives at
 //!   the cap, a connection that never completed a request (the oldest of them), else the one
 //!   whose last complete request lies furthest back, is closed to make room, as the TCP
-//!   implementation guide advises (`modbus-reference.md` §10.5): a client that holds a slot without using it loses it, a
-//!   client that is being served does not. [`Config::max_connections_per_address`] caps the
-//!   connections of one peer address the same way, within its own connections, so a single
-//!   host cannot take every slot.
+//!   implementation guide advises (`modbus-reference.md` §10.5): a client that holds a slot
+//!   without using it loses it, a client that is being served does not.
+//!   [`Config::max_connections_per_address`] caps the connections of one peer address the
+//!   same way, within its own connections, so a single host cannot take every slot.
 //! * A connection is closed when no request completed on it for [`Config::idle_timeout`]
 //!   (counted from the last complete request, so a trickle of bytes does not keep it alive),
 //!   and when a frame it began is not complete after [`Config::frame_timeout`]. Clients must

@@ -878,7 +878,6 @@ fn on_connected(shared: &Shared) {
     shared.wake.notify_one();
 }
 
-/// A device whose values are live (Sparkplug: it has a DBIRTH and no DDEATH).
 /// Sparkplug births and DDEATH go at the QoS of the data. Sparkplug 3.0 puts them, and
 /// DDATA, at QoS 0; store-and-forward needs DDATA acknowledged, and a broker holds QoS 1
 /// messages for a slow subscriber while it forwards QoS 0 at once, so a DBIRTH or DDEATH at
@@ -887,6 +886,7 @@ fn birth_qos(shared: &Shared) -> QoS {
     rumqtt_qos(shared.config.qos)
 }
 
+/// A device whose values are live (Sparkplug: it has a DBIRTH and no DDEATH).
 fn is_alive(status: &Status) -> bool {
     matches!(
         status,
@@ -1096,6 +1096,9 @@ fn publish_poll(shared: &Shared, link: &mut Link, seq: u64, poll: &QueuedPoll) -
         if !link.born.get(&poll.device).copied().unwrap_or(false) {
             birth_device(shared, link, &poll.device);
         }
+        if link.was_delivered(seq, 0) {
+            return true;
+        }
         let metrics: Vec<(usize, Option<PointValue>)> = poll
             .points
             .iter()
@@ -1104,9 +1107,6 @@ fn publish_poll(shared: &Shared, link: &mut Link, seq: u64, poll: &QueuedPoll) -
                 Some((index, point.reading.clone().ok()))
             })
             .collect();
-        if link.was_delivered(seq, 0) {
-            return true;
-        }
         let historical = poll.timestamp < link.session_start;
         let Some(node) = link.node.as_mut() else {
             return true;

@@ -27,8 +27,8 @@ struct Args {
     /// Stop after this many seconds (for scripts and CI); otherwise run until Ctrl-C or SIGTERM.
     #[arg(long, value_name = "SECONDS", value_parser = seconds)]
     run_for: Option<Duration>,
-    /// Check the configuration file and exit.
-    #[arg(long)]
+    /// Check the configuration file given with --config and exit.
+    #[arg(long, requires = "config")]
     check: bool,
 }
 

@@ -405,6 +405,16 @@ fn check_passes_the_shipped_files() {
 }
 
 #[test]
+fn check_without_a_file_is_refused_before_anything_starts() {
+    let output = run(&["--check"]);
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{log}");
+    assert!(log.contains("--config"), "{log}");
+    assert!(!log.contains("simulators"), "the demo was started: {log}");
+    assert!(output.stdout.is_empty());
+}
+
+#[test]
 fn check_fails_a_broken_file_with_every_error_and_its_place() {
     let broken = temp_dir("check_broken").join("broken.toml");
     std::fs::write(

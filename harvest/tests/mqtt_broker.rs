@@ -9,10 +9,12 @@
 
 mod support;
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::collections::{BTreeMap, VecDeque};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -50,9 +52,7 @@ fn stats(service: &Service) -> &Arc<MqttStats> {
 }
 
 fn backlog(service: &Service) -> u64 {
-    stats(service)
-        .backlog
-        .load(std::sync::atomic::Ordering::Relaxed)
+    stats(service).backlog.load(Ordering::Relaxed)
 }
 
 /// Per (device, point): `(run, sequence, timestamp)` of each arrival, in arrival order.
@@ -174,14 +174,9 @@ fn an_outage_loses_no_sample() {
     });
     broker.stop();
     let outage = Instant::now();
-    let polls_before = stats(&service)
-        .queued
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let polls_before = stats(&service).queued.load(Ordering::Relaxed);
     thread::sleep(Duration::from_secs(3));
-    let queued_in_outage = stats(&service)
-        .queued
-        .load(std::sync::atomic::Ordering::Relaxed)
-        - polls_before;
+    let queued_in_outage = stats(&service).queued.load(Ordering::Relaxed) - polls_before;
     assert!(
         queued_in_outage >= 20,
         "only {queued_in_outage} polls queued in 3 s"
@@ -518,13 +513,8 @@ fn set_messages_write_read_write_points_only() {
         "the read-only level was written"
     );
     let writes = stats(&service);
-    assert_eq!(writes.writes.load(std::sync::atomic::Ordering::Relaxed), 1);
-    assert_eq!(
-        writes
-            .writes_refused
-            .load(std::sync::atomic::Ordering::Relaxed),
-        2
-    );
+    assert_eq!(writes.writes.load(Ordering::Relaxed), 1);
+    assert_eq!(writes.writes_refused.load(Ordering::Relaxed), 2);
     service.stop().unwrap();
     drop(subscriber);
     broker.stop();
@@ -552,15 +542,11 @@ fn the_service_starts_without_a_broker_and_connects_later() {
     wait(Duration::from_secs(5), "polls queued", || {
         backlog(&service) >= 5
     });
-    let failures = stats(&service)
-        .connection_failures
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let failures = stats(&service).connection_failures.load(Ordering::Relaxed);
     assert!(failures >= 1, "no failed attempt recorded");
     broker.restart();
     wait(Duration::from_secs(10), "connected", || {
-        stats(&service)
-            .connected
-            .load(std::sync::atomic::Ordering::Relaxed)
+        stats(&service).connected.load(Ordering::Relaxed)
     });
     wait(Duration::from_secs(10), "the backlog to drain", || {
         backlog(&service) <= 3
@@ -590,11 +576,7 @@ fn a_full_queue_drops_the_oldest_and_says_so() {
         .map(|device| device.with_interval(Duration::from_millis(5)))
         .collect();
     let service = Service::start(devices, SocketAddr::from(ANY_PORT), Some(config)).unwrap();
-    let dropped = || {
-        stats(&service)
-            .dropped
-            .load(std::sync::atomic::Ordering::Relaxed)
-    };
+    let dropped = || stats(&service).dropped.load(Ordering::Relaxed);
     wait(Duration::from_secs(20), "polls dropped", || dropped() >= 10);
     let metrics = ureq::get(&format!("http://{}/metrics", service.addr()))
         .call()
@@ -609,9 +591,7 @@ fn a_full_queue_drops_the_oldest_and_says_so() {
         .parse()
         .unwrap();
     assert!(counted >= 10, "{counted} on /metrics");
-    let bytes = stats(&service)
-        .backlog_bytes
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let bytes = stats(&service).backlog_bytes.load(Ordering::Relaxed);
     assert!(
         bytes <= 64 << 10,
         "the queue holds {bytes} bytes, over its 64 KiB"
@@ -691,16 +671,9 @@ fn tls_to_the_broker_with_its_ca() {
     )
     .unwrap();
     wait(Duration::from_secs(10), "refused attempts", || {
-        stats(&service)
-            .connection_failures
-            .load(std::sync::atomic::Ordering::Relaxed)
-            >= 2
+        stats(&service).connection_failures.load(Ordering::Relaxed) >= 2
     });
-    assert!(
-        !stats(&service)
-            .connected
-            .load(std::sync::atomic::Ordering::Relaxed)
-    );
+    assert!(!stats(&service).connected.load(Ordering::Relaxed));
     assert!(backlog(&service) > 0);
     service.stop().unwrap();
     assert!(
@@ -742,16 +715,9 @@ fn the_broker_checks_the_configured_credentials() {
     let refused = tempfile::tempdir().unwrap();
     let service = run("refused", "wrong", refused.path());
     wait(Duration::from_secs(10), "refused attempts", || {
-        stats(&service)
-            .connection_failures
-            .load(std::sync::atomic::Ordering::Relaxed)
-            >= 2
+        stats(&service).connection_failures.load(Ordering::Relaxed) >= 2
     });
-    assert!(
-        !stats(&service)
-            .connected
-            .load(std::sync::atomic::Ordering::Relaxed)
-    );
+    assert!(!stats(&service).connected.load(Ordering::Relaxed));
     assert!(backlog(&service) > 0);
     service.stop().unwrap();
     assert!(
@@ -761,6 +727,189 @@ fn the_broker_checks_the_configured_credentials() {
             .any(|m| m.topic.starts_with("refused/")),
         "a refused client's samples arrived"
     );
+    drop(subscriber);
+    broker.stop();
+    demo.stop();
+}
+
+/// A TCP proxy between the service and the broker that holds what the service sends for
+/// [`Self::HOLD`] before passing it on, and on [`Self::cut`] drops the connection with what it
+/// holds: publishes the service has written, that never reach the broker (the seconds in
+/// flight at a network cut).
+struct CuttingProxy {
+    port: u16,
+    /// Bumped by each cut; a connection ends when it sees a newer one than its own.
+    generation: Arc<AtomicU64>,
+    /// Bytes thrown away at cuts.
+    discarded: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    accept: Option<thread::JoinHandle<()>>,
+}
+
+impl CuttingProxy {
+    const HOLD: Duration = Duration::from_millis(150);
+
+    fn start(upstream: u16) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let generation = Arc::new(AtomicU64::new(0));
+        let discarded = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let accept = {
+            let (generation, discarded, stop) = (
+                Arc::clone(&generation),
+                Arc::clone(&discarded),
+                Arc::clone(&stop),
+            );
+            thread::spawn(move || {
+                let mut pumps = Vec::new();
+                while !stop.load(Ordering::SeqCst) {
+                    let Ok((client, _)) = listener.accept() else {
+                        thread::sleep(Duration::from_millis(5));
+                        continue;
+                    };
+                    let Ok(broker) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                        continue;
+                    };
+                    client.set_nonblocking(false).unwrap();
+                    let own = generation.load(Ordering::SeqCst);
+                    let ended = {
+                        let (generation, stop) = (Arc::clone(&generation), Arc::clone(&stop));
+                        move || {
+                            generation.load(Ordering::SeqCst) != own || stop.load(Ordering::SeqCst)
+                        }
+                    };
+                    pumps.push(thread::spawn({
+                        let (from, to, ended) = (
+                            client.try_clone().unwrap(),
+                            broker.try_clone().unwrap(),
+                            ended.clone(),
+                        );
+                        let discarded = Arc::clone(&discarded);
+                        move || pump(from, to, CuttingProxy::HOLD, &ended, &discarded)
+                    }));
+                    pumps.push(thread::spawn({
+                        let discarded = Arc::new(AtomicU64::new(0));
+                        move || pump(broker, client, Duration::ZERO, &ended, &discarded)
+                    }));
+                }
+                for pump in pumps {
+                    let _ = pump.join();
+                }
+            })
+        };
+        Self {
+            port,
+            generation,
+            discarded,
+            stop,
+            accept: Some(accept),
+        }
+    }
+
+    /// Drops every connection now, with what it holds.
+    fn cut(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn discarded(&self) -> u64 {
+        self.discarded.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for CuttingProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(accept) = self.accept.take() {
+            let _ = accept.join();
+        }
+    }
+}
+
+/// Copies `from` to `to`, each chunk held for `hold` first, until `ended` says so; then closes
+/// both and counts what it still held in `discarded`.
+fn pump(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    hold: Duration,
+    ended: &dyn Fn() -> bool,
+    discarded: &AtomicU64,
+) {
+    from.set_read_timeout(Some(Duration::from_millis(5)))
+        .unwrap();
+    let mut held: VecDeque<(Instant, Vec<u8>)> = VecDeque::new();
+    let mut buf = [0u8; 16 * 1024];
+    let mut open = true;
+    while !ended() {
+        if open {
+            match from.read(&mut buf) {
+                Ok(0) => open = false,
+                Ok(n) => held.push_back((Instant::now(), buf[..n].to_vec())),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(_) => open = false,
+            }
+        } else {
+            thread::sleep(Duration::from_millis(5));
+        }
+        while held.front().is_some_and(|(at, _)| at.elapsed() >= hold) {
+            let (_, bytes) = held.pop_front().unwrap();
+            if to.write_all(&bytes).is_err() {
+                return;
+            }
+        }
+        if !open && held.is_empty() {
+            let _ = to.shutdown(Shutdown::Write);
+            return;
+        }
+    }
+    let lost: usize = held.iter().map(|(_, bytes)| bytes.len()).sum();
+    discarded.fetch_add(lost as u64, Ordering::SeqCst);
+    let _ = from.shutdown(Shutdown::Both);
+    let _ = to.shutdown(Shutdown::Both);
+}
+
+/// The top data-loss report against gateways: a network cut loses what was in flight. Here a
+/// proxy holds 150 ms of the service's traffic and drops it at each of three cuts; every
+/// sample still arrives, in order, because none left the queue without its PUBACK.
+#[test]
+fn network_cuts_lose_nothing_in_flight() {
+    let mut demo = Demo::start().unwrap();
+    let mut broker = Mosquitto::start();
+    let subscriber = Subscriber::start(broker.port, "check-cut", "cut/#");
+    let proxy = CuttingProxy::start(broker.port);
+    let through_proxy = Broker {
+        host: "127.0.0.1".into(),
+        port: proxy.port,
+        tls: false,
+    };
+    let queue = tempfile::tempdir().unwrap();
+    let config = mqtt_config(through_proxy, "harvest-cut", "cut", queue.path());
+    let service = Service::start(fast(&demo), SocketAddr::from(ANY_PORT), Some(config)).unwrap();
+    let connects = || stats(&service).connects.load(Ordering::Relaxed);
+    for cut in 1..=3 {
+        wait(Duration::from_secs(10), "a connection", || {
+            connects() >= cut
+        });
+        // Traffic in flight: at least one poll sent since the connection.
+        thread::sleep(Duration::from_millis(600));
+        proxy.cut();
+    }
+    wait(Duration::from_secs(10), "the last connection", || {
+        connects() >= 4
+    });
+    assert!(
+        proxy.discarded() > 0,
+        "the cuts dropped nothing in flight, so they tested nothing"
+    );
+    service.engine().shutdown();
+    let expected = taken(&service, 1);
+    wait(Duration::from_secs(15), "the backlog to drain", || {
+        backlog(&service) == 0
+    });
+    assert_complete_and_ordered(&subscriber, "cut", &expected);
+    service.stop().unwrap();
+    drop(proxy);
     drop(subscriber);
     broker.stop();
     demo.stop();

@@ -28,7 +28,9 @@
 //! on 127.0.0.1, their ports on stdout, serving until stdin closes) and the measured service
 //! process ([`SERVICE_ENV`] set: one measurement, its figures as one line on stdout).
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+mod scale;
+
+use std::io::{self, BufRead, BufReader};
 use std::process::{Child, ChildStdin, Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -36,17 +38,16 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime};
 
 use modbus_stack::harvest::{DEFAULT_HISTORY, DeviceConfig, Engine, Event, Link, Quality};
-use modbus_stack::point::{Point, PointKind, PointMap, PointValue, Table};
-use modbus_stack::server::tcp::{Config, TcpServer};
-use modbus_stack::sim;
-use modbus_stack::value::{DataType, Order};
+use modbus_stack::point::PointValue;
+use scale::{
+    POINTS, cpu_seconds, load_average, open_files_limit, point_map, rss_kib, seconds,
+    serve_simulators,
+};
 
 /// Set to N in the simulator process.
 const SIMULATORS_ENV: &str = "HARVEST_SCALE_SIMULATORS";
 /// Set in the service process.
 const SERVICE_ENV: &str = "HARVEST_SCALE_SERVICE";
-/// Points per device.
-const POINTS: usize = 20;
 /// Poll interval of every device.
 const INTERVAL: Duration = Duration::from_secs(1);
 /// The targets at N = 1000.
@@ -56,9 +57,6 @@ const TARGET_CORES: f64 = 0.5;
 const RSS_EVERY: Duration = Duration::from_secs(5);
 /// Most time the simulator process may take to start or stop.
 const CHILD_DEADLINE: Duration = Duration::from_secs(60);
-/// Linux exports `/proc` CPU times in `USER_HZ` ticks, 100 per second on every architecture
-/// Rust supports there (`sysconf(_SC_CLK_TCK)` would need `libc`).
-const TICKS_PER_SECOND: f64 = 100.0;
 
 /// What one measurement is asked to do.
 #[derive(Debug, Clone)]
@@ -134,13 +132,6 @@ impl Options {
     }
 }
 
-fn seconds(name: &str, text: &str) -> Result<f64, String> {
-    match text.parse::<f64>() {
-        Ok(value) if value.is_finite() && value > 0.0 && value < 86_400.0 => Ok(value),
-        _ => Err(format!("{name} {text}: give seconds, more than 0")),
-    }
-}
-
 fn main() -> ExitCode {
     if let Ok(count) = std::env::var(SIMULATORS_ENV) {
         return match count.parse::<usize>() {
@@ -187,38 +178,6 @@ fn main() -> ExitCode {
 
 // ---------------------------------------------------------------------------------------------
 // The simulator process.
-
-/// Starts `count` simulators, one port each, prints the ports, and serves until stdin closes.
-fn serve_simulators(count: usize) -> io::Result<()> {
-    let store = sim::store();
-    // Varied holding registers, so the decoded values are not all zero.
-    let values: Vec<u16> = (0..64u16).map(|i| i.wrapping_mul(7919)).collect();
-    store
-        .write_holding_registers(0, &values)
-        .map_err(|code| io::Error::other(format!("seeding the store: {code:?}")))?;
-    let config = Config {
-        // Only the engine connects, once per port.
-        max_connections: 4,
-        ..Config::tcp()
-    };
-    let mut servers = Vec::with_capacity(count);
-    let mut out = io::stdout().lock();
-    for _ in 0..count {
-        let server = TcpServer::bind("127.0.0.1:0", config)?.spawn(store.clone())?;
-        writeln!(out, "{}", server.local_addr().port())?;
-        servers.push(server);
-    }
-    writeln!(out, "ready")?;
-    out.flush()?;
-    drop(out);
-    // Serve until the parent closes our stdin (or dies, which closes it too).
-    let mut rest = Vec::new();
-    let _ = io::stdin().read_to_end(&mut rest);
-    for server in servers {
-        server.shutdown()?;
-    }
-    Ok(())
-}
 
 /// The simulator process, seen from the service. Dropping it stops the simulators.
 struct Simulators {
@@ -289,46 +248,6 @@ impl Drop for Simulators {
 
 // ---------------------------------------------------------------------------------------------
 // The service: one measurement.
-
-/// 20 points in 2 reads: 10 holding and 10 input registers of mixed types, each block
-/// contiguous (22 registers), so the planner coalesces each into one request.
-fn point_map() -> PointMap {
-    let kinds = [
-        DataType::U16,
-        DataType::I16,
-        DataType::U32,
-        DataType::I32,
-        DataType::F32,
-        DataType::U64,
-        DataType::F64,
-        DataType::U16,
-        DataType::I16,
-        DataType::I64,
-    ];
-    let mut points = Vec::with_capacity(POINTS);
-    for (table, base, prefix) in [
-        (Table::HoldingRegisters, 0u16, "hr"),
-        (Table::InputRegisters, 100u16, "ir"),
-    ] {
-        let mut address = base;
-        for (index, data_type) in kinds.iter().enumerate() {
-            let order = if index % 2 == 0 {
-                Order::Abcd
-            } else {
-                Order::Cdab
-            };
-            points.push(Point::new(
-                format!("{prefix}{index}"),
-                1,
-                table,
-                address,
-                PointKind::number(*data_type, order),
-            ));
-            address += data_type.registers();
-        }
-    }
-    PointMap::new(points).expect("the bench's point map is valid")
-}
 
 /// The measured window, set once the devices are added and warmed up.
 #[derive(Debug, Clone, Copy)]
@@ -527,46 +446,6 @@ fn count(collected: &mut Collected, window: &Window, event: &Event) {
         Event::Status { .. } if Instant::now() >= window.start => collected.status_changes += 1,
         _ => {}
     }
-}
-
-/// utime + stime of a `/proc/.../stat` file, in seconds.
-#[allow(
-    clippy::cast_precision_loss,
-    reason = "ticks of one run stay far below 2^52"
-)]
-fn cpu_seconds(stat_path: &str) -> Option<f64> {
-    let text = std::fs::read_to_string(stat_path).ok()?;
-    // The command name may hold spaces and parentheses; the fields follow the last ')'.
-    let fields: Vec<&str> = text.rsplit_once(')')?.1.split_whitespace().collect();
-    // Field 14 (utime) and 15 (stime) of proc(5); `fields` starts at field 3.
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) as f64 / TICKS_PER_SECOND)
-}
-
-/// Resident memory of this process in KiB (`VmRSS`).
-fn rss_kib() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/self/status").ok()?;
-    text.lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
-/// The 1-minute load average.
-fn load_average() -> f64 {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|text| text.split_whitespace().next()?.parse().ok())
-        .unwrap_or(f64::NAN)
-}
-
-/// The soft limit of open files, from `/proc/self/limits`.
-fn open_files_limit() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let line = text
-        .lines()
-        .find(|line| line.starts_with("Max open files"))?;
-    line.split_whitespace().nth(3)?.parse().ok()
 }
 
 /// The figures of one measurement.

@@ -34,8 +34,11 @@
 //! ([`SUBSCRIBER_ENV`]: commands on stdin, answers on stdout) and the measured service process
 //! ([`SERVICE_ENV`]: one measurement, its figures as one JSON line on stdout).
 
+#[path = "../../benches/scale/mod.rs"]
+mod scale;
+
 use std::collections::HashMap;
-use std::io::{self, BufRead, BufReader, Lines, Read, Write};
+use std::io::{self, BufRead, BufReader, Lines, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitCode, Stdio};
@@ -47,10 +50,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use modbus_harvest::Service;
 use modbus_harvest::mqtt::{Broker, Mode, MqttConfig, MqttStats};
 use modbus_stack::harvest::{DeviceConfig, Event, Link, Quality, Subscription};
-use modbus_stack::point::{Point, PointKind, PointMap, Table};
-use modbus_stack::server::tcp::{Config, TcpServer};
-use modbus_stack::sim;
-use modbus_stack::value::{DataType, Order};
+use scale::{
+    POINTS, cpu_seconds, load_average, open_files_limit, point_map, rss_kib, seconds,
+    serve_simulators,
+};
 use serde::{Deserialize, Serialize};
 
 /// Set to N in the simulator process.
@@ -59,8 +62,6 @@ const SIMULATORS_ENV: &str = "MQTT_SCALE_SIMULATORS";
 const SUBSCRIBER_ENV: &str = "MQTT_SCALE_SUBSCRIBER";
 /// Set to `on` or `off` (MQTT) in the service process.
 const SERVICE_ENV: &str = "MQTT_SCALE_SERVICE";
-/// Points per device.
-const POINTS: usize = 20;
 /// Poll interval of every device.
 const INTERVAL: Duration = Duration::from_secs(1);
 /// Topic prefix of the samples.
@@ -73,8 +74,6 @@ const CHILD_DEADLINE: Duration = Duration::from_secs(60);
 const RECONNECT_DEADLINE: Duration = Duration::from_secs(30);
 /// How long, after the drain, the subscriber may take to receive the rest.
 const ARRIVAL_DEADLINE: Duration = Duration::from_secs(30);
-/// `/proc` CPU times are in `USER_HZ` ticks, 100 per second on every Linux Rust supports.
-const TICKS_PER_SECOND: f64 = 100.0;
 
 /// What one measurement is asked to do.
 #[derive(Debug, Clone)]
@@ -132,13 +131,6 @@ impl Options {
         .flat_map(|(name, value)| [name.to_string(), value])
         .chain(nodelay)
         .collect()
-    }
-}
-
-fn seconds(name: &str, text: &str) -> Result<f64, String> {
-    match text.parse::<f64>() {
-        Ok(value) if value.is_finite() && value > 0.0 && value < 86_400.0 => Ok(value),
-        _ => Err(format!("{name} {text}: give seconds, more than 0")),
     }
 }
 
@@ -255,35 +247,6 @@ impl Drop for Helper {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Starts `count` simulators, one port each, prints the ports, and serves until stdin closes.
-fn serve_simulators(count: usize) -> io::Result<()> {
-    let store = sim::store();
-    // Varied holding registers, so the decoded values are not all zero.
-    let values: Vec<u16> = (0..64u16).map(|i| i.wrapping_mul(7919)).collect();
-    store
-        .write_holding_registers(0, &values)
-        .map_err(|code| io::Error::other(format!("seeding the store: {code:?}")))?;
-    let config = Config {
-        max_connections: 4,
-        ..Config::tcp()
-    };
-    let mut servers = Vec::with_capacity(count);
-    let mut out = io::stdout().lock();
-    for _ in 0..count {
-        let server = TcpServer::bind("127.0.0.1:0", config)?.spawn(store.clone())?;
-        writeln!(out, "{}", server.local_addr().port())?;
-        servers.push(server);
-    }
-    writeln!(out, "ready")?;
-    out.flush()?;
-    drop(out);
-    let _ = io::stdin().read_to_end(&mut Vec::new());
-    for server in servers {
-        server.shutdown()?;
-    }
-    Ok(())
 }
 
 /// The simulator process and its ports.
@@ -784,53 +747,10 @@ impl Collector {
     }
 }
 
-/// utime + stime of a `/proc/.../stat` file, in seconds (NaN if it cannot be read).
-#[allow(
-    clippy::cast_precision_loss,
-    reason = "ticks of one run stay far below 2^52"
-)]
-fn cpu_seconds(stat: &str) -> f64 {
-    let read = || -> Option<f64> {
-        let text = std::fs::read_to_string(stat).ok()?;
-        // The command name may hold spaces and parentheses; the fields follow the last ')'.
-        let fields: Vec<&str> = text.rsplit_once(')')?.1.split_whitespace().collect();
-        let utime: u64 = fields.get(11)?.parse().ok()?;
-        let stime: u64 = fields.get(12)?.parse().ok()?;
-        Some((utime + stime) as f64 / TICKS_PER_SECOND)
-    };
-    read().unwrap_or(f64::NAN)
-}
-
 /// Resident memory of this process in MiB (`VmRSS`).
 #[allow(clippy::cast_precision_loss, reason = "KiB of one process")]
 fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find_map(|line| line.strip_prefix("VmRSS:"))
-                .and_then(|rest| {
-                    rest.trim()
-                        .trim_end_matches("kB")
-                        .trim()
-                        .parse::<u64>()
-                        .ok()
-                })
-        })
-        .map_or(f64::NAN, |kib| kib as f64 / 1024.0)
-}
-
-fn load_average() -> f64 {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|text| text.split_whitespace().next()?.parse().ok())
-        .unwrap_or(f64::NAN)
-}
-
-fn open_files_limit() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
-    line.split_whitespace().nth(3)?.parse().ok()
+    rss_kib().map_or(f64::NAN, |kib| kib as f64 / 1024.0)
 }
 
 /// Bytes of the files under `dir`.
@@ -845,46 +765,6 @@ fn dir_bytes(dir: &Path) -> u64 {
             })
             .sum()
     })
-}
-
-/// 20 points in 2 reads, as in the library's `harvest_scale`: 10 holding and 10 input
-/// registers of mixed types, each block contiguous.
-fn point_map() -> PointMap {
-    let kinds = [
-        DataType::U16,
-        DataType::I16,
-        DataType::U32,
-        DataType::I32,
-        DataType::F32,
-        DataType::U64,
-        DataType::F64,
-        DataType::U16,
-        DataType::I16,
-        DataType::I64,
-    ];
-    let mut points = Vec::with_capacity(POINTS);
-    for (table, base, prefix) in [
-        (Table::HoldingRegisters, 0u16, "hr"),
-        (Table::InputRegisters, 100u16, "ir"),
-    ] {
-        let mut address = base;
-        for (index, data_type) in kinds.iter().enumerate() {
-            let order = if index % 2 == 0 {
-                Order::Abcd
-            } else {
-                Order::Cdab
-            };
-            points.push(Point::new(
-                format!("{prefix}{index}"),
-                1,
-                table,
-                address,
-                PointKind::number(*data_type, order),
-            ));
-            address += data_type.registers();
-        }
-    }
-    PointMap::new(points).expect("the bench's point map is valid")
 }
 
 /// Polling in one phase, with the CPU it took.
@@ -944,7 +824,9 @@ struct CpuProbe {
 
 impl CpuProbe {
     fn read(&self) -> [f64; 5] {
-        self.files.each_ref().map(|file| cpu_seconds(file))
+        self.files
+            .each_ref()
+            .map(|file| cpu_seconds(file).unwrap_or(f64::NAN))
     }
 
     fn since(&self, start: [f64; 5]) -> CpuSpan {

@@ -11,12 +11,12 @@
 //! Needs `cd harvest/tests/browser && npm ci` and `/usr/bin/chromium` (CI installs both). Without
 //! them the test fails and says so, unless `MODBUS_SKIP_BROWSER=1` makes it a visible skip.
 
-use std::io::{Read, Write};
+mod support;
+
+use std::io::Write;
 use std::net::SocketAddr;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::thread::{self, JoinHandle};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use modbus_harvest::Service;
@@ -27,26 +27,11 @@ use modbus_stack::server::DataStore;
 use modbus_stack::server::tcp::{Config, TcpServer};
 use modbus_stack::value::{self, DataType, Order};
 use serde_json::{Value, json};
+use support::node::{self, Finished};
 
 /// The whole browser session; the script gives up on its own after 100 s, and on any one
 /// wait after 15 s.
 const BROWSER_LIMIT: Duration = Duration::from_secs(120);
-
-/// The browser driver and the Chromium it launched, killed if the test ends early.
-struct Browser(Child);
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        if matches!(self.0.try_wait(), Ok(None)) {
-            // The driver leads its own process group: kill Chromium's processes with it.
-            let _ = Command::new("kill")
-                .args(["-KILL", "--", &format!("-{}", self.0.id())])
-                .status();
-            let _ = self.0.kill();
-        }
-        let _ = self.0.wait();
-    }
-}
 
 fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
@@ -69,41 +54,18 @@ fn missing_prerequisite() -> Option<String> {
     None
 }
 
-fn drain(mut pipe: impl Read + Send + 'static) -> JoinHandle<String> {
-    thread::spawn(move || {
-        let mut text = String::new();
-        let _ = pipe.read_to_string(&mut text);
-        text
-    })
-}
-
 /// Runs the driver script against `url`; returns what it saw, or panics with its reasons.
 fn run_browser(url: &str, out_dir: &Path) -> Value {
     let mut command = Command::new("node");
     command
         .arg(browser_dir().join("dashboard.mjs"))
         .arg(url)
-        .arg(out_dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    let mut browser = Browser(command.spawn().expect("start node"));
-    // Drained on their own threads so a chatty driver never blocks on a full pipe.
-    let stdout = drain(browser.0.stdout.take().expect("stdout"));
-    let stderr = drain(browser.0.stderr.take().expect("stderr"));
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = browser.0.try_wait().expect("wait for node") {
-            break status;
-        }
-        assert!(
-            started.elapsed() < BROWSER_LIMIT,
-            "the browser check did not finish in {BROWSER_LIMIT:?}"
-        );
-        thread::sleep(Duration::from_millis(100));
-    };
-    let (stdout, stderr) = (stdout.join().unwrap(), stderr.join().unwrap());
+        .arg(out_dir);
+    let Finished {
+        status,
+        stdout,
+        stderr,
+    } = node::run(command, None, BROWSER_LIMIT, "the browser check");
     assert!(
         status.success(),
         "browser check failed ({status}): {stderr}\nsaw so far: {stdout}"

@@ -3,4 +3,5 @@
 #![allow(unreachable_pub)]
 
 pub mod mqtt;
+pub mod node;
 pub mod sparkplug_js;

@@ -12,32 +12,17 @@
     clippy::missing_panics_doc
 )]
 
-use std::io::{Read, Write};
-use std::os::unix::process::CommandExt;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use serde_json::Value;
 
+use super::node::{self, Finished};
+
 /// The whole node run; it decodes a payload in well under a millisecond.
 const LIMIT: Duration = Duration::from_secs(30);
-
-/// The node process, killed with its process group if the test ends early.
-struct Node(Child);
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        if matches!(self.0.try_wait(), Ok(None)) {
-            let _ = Command::new("kill")
-                .args(["-KILL", "--", &format!("-{}", self.0.id())])
-                .status();
-            let _ = self.0.kill();
-        }
-        let _ = self.0.wait();
-    }
-}
 
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sparkplug")
@@ -74,14 +59,6 @@ pub fn available(test: &str) -> bool {
     panic!("{why}; or set MODBUS_SKIP_SPARKPLUG_JS=1 to skip this test");
 }
 
-fn drain(mut pipe: impl Read + Send + 'static) -> JoinHandle<String> {
-    thread::spawn(move || {
-        let mut text = String::new();
-        let _ = pipe.read_to_string(&mut text);
-        text
-    })
-}
-
 /// Lower-case hex, as `decode.mjs` reads and writes bytes.
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
@@ -103,34 +80,14 @@ pub fn unhex(text: &str) -> Vec<u8> {
 /// process and returns its answers, one per request; panics on any answer that is an error.
 pub fn run(requests: &[String]) -> Vec<Value> {
     let mut command = Command::new("node");
-    command
-        .arg(dir().join("decode.mjs"))
-        .current_dir(dir())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    let mut node = Node(command.spawn().expect("start node"));
-    // Fed and drained on their own threads: a stuck node cannot block the test on a pipe.
-    let mut stdin = node.0.stdin.take().expect("stdin");
+    command.arg(dir().join("decode.mjs")).current_dir(dir());
     let mut input = requests.join("\n");
     input.push('\n');
-    let feeder = thread::spawn(move || stdin.write_all(input.as_bytes()));
-    let stdout = drain(node.0.stdout.take().expect("stdout"));
-    let stderr = drain(node.0.stderr.take().expect("stderr"));
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = node.0.try_wait().expect("wait for node") {
-            break status;
-        }
-        assert!(
-            started.elapsed() < LIMIT,
-            "decode.mjs did not finish in {LIMIT:?}"
-        );
-        thread::sleep(Duration::from_millis(20));
-    };
-    feeder.join().unwrap().expect("write the requests to node");
-    let (stdout, stderr) = (stdout.join().unwrap(), stderr.join().unwrap());
+    let Finished {
+        status,
+        stdout,
+        stderr,
+    } = node::run(command, Some(input), LIMIT, "decode.mjs");
     assert!(status.success(), "decode.mjs failed ({status}): {stderr}");
     let answers: Vec<Value> = stdout
         .lines()

@@ -180,6 +180,16 @@ pub enum QueueError {
         /// The next sequence number the queue would hand out.
         next_seq: u64,
     },
+    /// The ack file says the numbering is near its end (2^63), which no queue reaches.
+    #[error(
+        "queue {}: its ack file puts the numbering at its end, so it is damaged; move the \
+         directory aside to start a new queue",
+        .dir.display()
+    )]
+    Exhausted {
+        /// The queue directory.
+        dir: PathBuf,
+    },
 }
 
 /// What a person can do about a failed file operation.
@@ -198,9 +208,37 @@ fn io_hint(error: &io::Error) -> &'static str {
 }
 
 /// Maps an [`io::Error`] to [`QueueError::Io`] for `op` on `path`.
-fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> QueueError {
-    let path = path.to_path_buf();
-    move |source| QueueError::Io { op, path, source }
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> QueueError + 'a {
+    // The path is copied only when there is an error: this runs on every read and write.
+    move |source| QueueError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A failed read of record `seq` at `offset`: a file that ends early or is gone was changed
+/// under the queue (truncated, deleted), which costs that segment's rest like any damage;
+/// anything else is an I/O error to retry.
+fn read_fault<'a>(
+    op: &'static str,
+    segment: &'a Segment,
+    seq: u64,
+    offset: u64,
+) -> impl FnOnce(io::Error) -> Fault + 'a {
+    move |error| match error.kind() {
+        io::ErrorKind::UnexpectedEof => Fault::Damaged(Damage {
+            seq,
+            offset,
+            reason: "the file ends early",
+        }),
+        io::ErrorKind::NotFound => Fault::Damaged(Damage {
+            seq,
+            offset,
+            reason: "the file is gone",
+        }),
+        _ => Fault::Io(io_err(op, &segment.path)(error)),
+    }
 }
 
 /// One segment file: records `first_seq..end_seq`, `bytes` long (buffered bytes included).
@@ -577,11 +615,14 @@ impl DirLock {
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(io_err("create", &path)(e)),
             }
-            let content = match fs::read(&path) {
-                Ok(content) => content,
+            // A pid is a few bytes; whatever else is in the file is not read.
+            let mut content = Vec::new();
+            let read = File::open(&path).and_then(|file| file.take(32).read_to_end(&mut content));
+            match read {
+                Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(io_err("read", &path)(e)),
-            };
+            }
             let pid = std::str::from_utf8(&content)
                 .ok()
                 .and_then(|text| text.trim().parse::<u32>().ok());
@@ -786,16 +827,22 @@ impl Queue {
     /// then not stored either, and the queue stays consistent.
     pub fn push(&mut self, record: &[u8]) -> Result<u64, QueueError> {
         let max = self.options.max_record();
-        let too_large = QueueError::RecordTooLarge {
-            len: record.len(),
-            max,
+        // max_record is at most MAX_RECORD (1 MiB), so a record within it fits a u32.
+        let len = match u32::try_from(record.len()) {
+            Ok(len) if record.len() <= max => len,
+            _ => {
+                return Err(QueueError::RecordTooLarge {
+                    len: record.len(),
+                    max,
+                });
+            }
         };
-        if record.len() > max {
-            return Err(too_large);
+        if self.next_seq >= SEQ_LIMIT {
+            // Only a forged ack file gets here: no queue hands out 2^63 numbers.
+            return Err(QueueError::Exhausted {
+                dir: self.dir.clone(),
+            });
         }
-        let Ok(len) = u32::try_from(record.len()) else {
-            return Err(too_large);
-        };
         let size = HEADER_BYTES + u64::from(len);
         if self.active.bytes > 0 && self.active.bytes + size > self.options.segment_bytes {
             self.roll()?;
@@ -941,10 +988,12 @@ impl Queue {
                 break ReadEnd::Budget;
             }
             let mut payload = vec![0; len];
-            cursor
-                .reader
-                .read_exact(&mut payload)
-                .map_err(io_err("read", &segment.path))?;
+            cursor.reader.read_exact(&mut payload).map_err(read_fault(
+                "read",
+                segment,
+                cursor.seq,
+                cursor.offset,
+            ))?;
             if checksum(cursor.seq, &payload) != header.crc {
                 return Err(Fault::Damaged(Damage {
                     seq: cursor.seq,
@@ -1151,7 +1200,8 @@ impl Queue {
             self.forget(&oldest);
             if undelivered > 0 {
                 self.dropped += undelivered;
-                self.dropped_total += undelivered;
+                // Saturating: the total comes from the ack file, which could hold anything.
+                self.dropped_total = self.dropped_total.saturating_add(undelivered);
                 tracing::warn!(segment = %oldest.path.display(), records = undelivered,
                     max_bytes = self.options.max_bytes,
                     "queue full: deleted its oldest segment with records never delivered");
@@ -1284,7 +1334,12 @@ fn place_cursor(previous: Option<Cursor>, segment: &Segment, seq: u64) -> Result
     let mut cursor = match previous {
         Some(c) if c.segment == segment.first_seq && c.seq <= seq && c.seq >= index_seq => c,
         _ => {
-            let file = File::open(&segment.path).map_err(io_err("open", &segment.path))?;
+            let file = File::open(&segment.path).map_err(read_fault(
+                "open",
+                segment,
+                seq,
+                index_offset,
+            ))?;
             let mut reader = BufReader::with_capacity(READ_BUFFER, file);
             reader
                 .seek(SeekFrom::Start(index_offset))
@@ -1313,10 +1368,12 @@ fn place_cursor(previous: Option<Cursor>, segment: &Segment, seq: u64) -> Result
 /// stay on that record.
 fn next_header(cursor: &mut Cursor, segment: &Segment) -> Result<(Header, usize), Fault> {
     let mut bytes = [0; HEADER];
-    cursor
-        .reader
-        .read_exact(&mut bytes)
-        .map_err(io_err("read", &segment.path))?;
+    cursor.reader.read_exact(&mut bytes).map_err(read_fault(
+        "read",
+        segment,
+        cursor.seq,
+        cursor.offset,
+    ))?;
     let header = Header::decode(&bytes);
     match header.check(cursor.seq, cursor.offset, segment.bytes) {
         Ok(len) => Ok((header, len)),
@@ -1665,6 +1722,33 @@ mod tests {
         drop(queue);
         let mut queue = Queue::open(dir.path(), options(500, 1 << 20)).unwrap();
         assert_eq!(seqs(&read_all(&mut queue, 0)), [0, 4, 5, 8]);
+    }
+
+    #[test]
+    fn a_closed_segment_cut_short_or_deleted_under_the_queue_costs_only_its_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut queue = Queue::open(dir.path(), options(500, 1 << 20)).unwrap();
+        for seq in 0..12 {
+            queue.push(&payload(seq, 100)).unwrap();
+        }
+        queue.flush().unwrap();
+        let names = segment_names(dir.path());
+        assert!(names.len() >= 3, "{names:?}");
+        // The first segment loses its last record's tail; the second goes altogether.
+        let first = dir.path().join(&names[0]);
+        let length = fs::metadata(&first).unwrap().len();
+        OpenOptions::new()
+            .write(true)
+            .open(&first)
+            .unwrap()
+            .set_len(length - 50)
+            .unwrap();
+        fs::remove_file(dir.path().join(&names[1])).unwrap();
+        // Every read goes on past both (it used to fail at the same place on every call).
+        let records = read_all(&mut queue, 0);
+        assert_eq!(seqs(&records), [0, 1, 2, 8, 9, 10, 11]);
+        assert_eq!(queue.corrupt(), 2);
+        assert_eq!(seqs(&read_all(&mut queue, 0)), [0, 1, 2, 8, 9, 10, 11]);
     }
 
     #[test]

@@ -126,10 +126,14 @@ impl QueuedPoll {
         if !r.0.is_empty() {
             return Err(RecordError("bytes after the last point"));
         }
+        // Checked: `SystemTime + Duration` panics past what the platform represents.
+        let timestamp = UNIX_EPOCH
+            .checked_add(Duration::from_micros(micros))
+            .ok_or(RecordError("a timestamp out of range"))?;
         Ok(Self {
             device,
             run,
-            timestamp: UNIX_EPOCH + Duration::from_micros(micros),
+            timestamp,
             points,
         })
     }
@@ -237,6 +241,8 @@ mod tests {
         let mut bytes = poll().encode();
         // The count follows the device name (2 + 3 bytes), run and timestamp.
         bytes[21..25].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(QueuedPoll::decode(&bytes).is_err());
+        // Refused by the count check itself, before a reservation for 4 billion points.
+        let refused = QueuedPoll::decode(&bytes).expect_err("a corrupt count");
+        assert!(refused.to_string().contains("point count"), "{refused}");
     }
 }

@@ -489,7 +489,7 @@ fn mqtt_options(
         options.set_credentials(user, password);
     }
     let (topic, payload) = match node {
-        Some(node) => node.death(),
+        Some(node) => node.death(epoch_millis(SystemTime::now())),
         None => (service_topic(config), offline_payload(config, run)),
     };
     options.set_last_will(LastWill::new(
@@ -813,7 +813,7 @@ fn on_disconnected(shared: &Shared, eventloop: &mut EventLoop, error: &Connectio
     if let Some(node) = link.node.as_mut().filter(|_| sent_connect) {
         // The next connection is a new Sparkplug session: a new bdSeq in the will.
         node.next_bd_seq();
-        let (topic, payload) = node.death();
+        let (topic, payload) = node.death(epoch_millis(SystemTime::now()));
         eventloop.mqtt_options.set_last_will(LastWill::new(
             topic,
             payload,
@@ -1363,7 +1363,7 @@ async fn goodbye(shared: &Shared, eventloop: &mut EventLoop) {
         }
         let (topic, payload, retain) = match link.node.as_ref() {
             Some(node) => {
-                let (topic, payload) = node.death();
+                let (topic, payload) = node.death(epoch_millis(SystemTime::now()));
                 (topic, payload, false)
             }
             None => (

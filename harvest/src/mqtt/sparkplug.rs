@@ -33,7 +33,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use modbus_stack::point::{Point, PointKind, PointValue};
 use modbus_stack::value::DataType as RegisterType;
@@ -60,6 +59,11 @@ const READ_ONLY: &str = "readOnly";
 /// The specification's quality property: an `Int32`, sent only when the quality is not good.
 const QUALITY: &str = "Quality";
 const QUALITY_BAD: i32 = 0;
+/// The largest NCMD or DCMD read. Writing every point of a large device takes a few KiB;
+/// the bound keeps a hostile command from being decoded into hundreds of MiB of metrics.
+pub const MAX_COMMAND_BYTES: usize = 64 * 1024;
+/// How much of a sender's name or value an error repeats (errors are logged and published).
+const ECHO_CHARS: usize = 64;
 const QUALITY_STALE: i32 = 500;
 
 /// The protobuf messages of `sparkplug_b.proto` (package `org.eclipse.tahu.protobuf`, proto2),
@@ -440,6 +444,17 @@ pub enum SparkplugError {
         /// The topic.
         topic: String,
     },
+    /// A command larger than [`MAX_COMMAND_BYTES`].
+    #[error(
+        "the command on {topic:?} has {bytes} bytes, more than the {MAX_COMMAND_BYTES} read: \
+         split the write into smaller commands"
+    )]
+    CommandTooLarge {
+        /// The topic.
+        topic: String,
+        /// Its size.
+        bytes: usize,
+    },
     /// A payload that is not a Sparkplug B protobuf.
     #[error("the payload on {topic:?} is not a Sparkplug B payload: {reason}")]
     Decode {
@@ -552,6 +567,8 @@ struct Device {
     name: String,
     metrics: Vec<MetricSpec>,
     first_alias: u64,
+    /// `spBv1.0/GROUP/DDATA/NODE/DEVICE`, built once: it goes with every poll.
+    data_topic: String,
 }
 
 impl Device {
@@ -634,6 +651,7 @@ impl EdgeNode {
             let first_alias = next_alias;
             next_alias += metrics.len() as u64;
             list.push(Device {
+                data_topic: format!("{NAMESPACE}/{group_id}/DDATA/{edge_node_id}/{name}"),
                 name,
                 metrics,
                 first_alias,
@@ -675,25 +693,14 @@ impl EdgeNode {
     }
 
     /// The NDEATH: topic `spBv1.0/GROUP/NDEATH/NODE` and a payload with the current `bdSeq`
-    /// (`UInt64`) and no `seq`, as the specification wants. It goes into the MQTT will of each
-    /// connection and is published on a clean shutdown. Its timestamp is the wall clock now: a
-    /// will is made before the connection exists, when no other time is known.
+    /// (`UInt64`) and no `seq`, as the specification wants, stamped `now_ms`. It goes into the
+    /// MQTT will of each connection (made before the connection exists, so the time is that
+    /// of the will, not of the death) and is published on a clean shutdown.
     #[must_use]
-    pub fn death(&self) -> (String, Vec<u8>) {
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |since| {
-                u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-            });
+    pub fn death(&self, now_ms: u64) -> (String, Vec<u8>) {
         let payload = Payload {
             timestamp: Some(now_ms),
-            metrics: vec![Metric {
-                name: Some(BD_SEQ_METRIC.into()),
-                timestamp: Some(now_ms),
-                datatype: Some(DataType::UInt64.code()),
-                value: Some(MetricValue::LongValue(self.bd_seq)),
-                ..Metric::default()
-            }],
+            metrics: vec![self.bd_seq_metric(now_ms, None)],
             ..Payload::default()
         };
         (self.topic("NDEATH", None), payload.encode_to_vec())
@@ -709,14 +716,7 @@ impl EdgeNode {
         let payload = Payload {
             timestamp: Some(now_ms),
             metrics: vec![
-                Metric {
-                    name: Some(BD_SEQ_METRIC.into()),
-                    alias: Some(BD_SEQ_ALIAS),
-                    timestamp: Some(now_ms),
-                    datatype: Some(DataType::UInt64.code()),
-                    value: Some(MetricValue::LongValue(self.bd_seq)),
-                    ..Metric::default()
-                },
+                self.bd_seq_metric(now_ms, Some(BD_SEQ_ALIAS)),
                 Metric {
                     name: Some(REBIRTH_METRIC.into()),
                     alias: Some(REBIRTH_ALIAS),
@@ -845,7 +845,7 @@ impl EdgeNode {
                 ..Metric::default()
             });
         }
-        let topic = self.topic("DDATA", Some(device));
+        let topic = spec.data_topic.clone();
         Ok((topic, self.sequenced(timestamp_ms, out)))
     }
 
@@ -893,6 +893,12 @@ impl EdgeNode {
     /// metric, a read-only point, a null, a value of the wrong type, out of range or not exact.
     pub fn parse_command(&self, topic: &str, payload: &[u8]) -> Result<Command, SparkplugError> {
         let target = self.command_target(topic)?;
+        if payload.len() > MAX_COMMAND_BYTES {
+            return Err(SparkplugError::CommandTooLarge {
+                topic: topic.to_owned(),
+                bytes: payload.len(),
+            });
+        }
         let payload = Payload::decode(payload).map_err(|error| SparkplugError::Decode {
             topic: topic.to_owned(),
             reason: error.to_string(),
@@ -943,6 +949,19 @@ impl EdgeNode {
             topic.push_str(device);
         }
         topic
+    }
+
+    /// `bdSeq` (`UInt64`) at `now_ms`: by name only in the NDEATH (the will outlives the
+    /// session's aliases), with its alias in the NBIRTH.
+    fn bd_seq_metric(&self, now_ms: u64, alias: Option<u64>) -> Metric {
+        Metric {
+            name: Some(BD_SEQ_METRIC.into()),
+            alias,
+            timestamp: Some(now_ms),
+            datatype: Some(DataType::UInt64.code()),
+            value: Some(MetricValue::LongValue(self.bd_seq)),
+            ..Metric::default()
+        }
     }
 
     /// The current `seq`, moving the counter on (255 wraps to 0).
@@ -1043,6 +1062,14 @@ fn metric_value(
     })
 }
 
+/// At most [`ECHO_CHARS`] of a sender's text, marked when cut.
+fn echo(text: &str) -> String {
+    match text.char_indices().nth(ECHO_CHARS) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
 fn node_command(payload: &Payload) -> Result<Command, SparkplugError> {
     let is_rebirth = |metric: &Metric| {
         metric.alias == Some(REBIRTH_ALIAS) || metric.name.as_deref() == Some(REBIRTH_METRIC)
@@ -1057,10 +1084,13 @@ fn node_command(payload: &Payload) -> Result<Command, SparkplugError> {
     let metric = match payload.metrics.first() {
         None => "has no metrics".to_owned(),
         Some(metric) if is_rebirth(metric) => {
-            format!("sets {REBIRTH_METRIC:?} to {:?}", metric.value)
+            format!(
+                "sets {REBIRTH_METRIC:?} to {}",
+                echo(&format!("{:?}", metric.value))
+            )
         }
         Some(metric) => match (&metric.name, metric.alias) {
-            (Some(name), _) => format!("names {name:?}"),
+            (Some(name), _) => format!("names {:?}", echo(name)),
             (None, Some(alias)) => format!("names alias {alias}"),
             (None, None) => "has a metric without name or alias".to_owned(),
         },
@@ -1121,7 +1151,7 @@ fn resolve(device: &Device, metric: &Metric) -> Result<usize, SparkplugError> {
                     device: device.name.clone(),
                     alias,
                     point: point.name.clone(),
-                    name: name.to_owned(),
+                    name: echo(name),
                 }),
                 _ => Ok(index),
             }
@@ -1130,7 +1160,7 @@ fn resolve(device: &Device, metric: &Metric) -> Result<usize, SparkplugError> {
             .metrics
             .iter()
             .position(|point| point.name == name)
-            .ok_or_else(|| unknown(format!("{name:?}"))),
+            .ok_or_else(|| unknown(format!("{:?}", echo(name)))),
         (None, None) => Err(unknown("without name or alias".to_owned())),
     }
 }
@@ -1175,11 +1205,20 @@ fn command_value(
     metric: &Metric,
 ) -> Result<PointValue, SparkplugError> {
     let names = || (device.name.clone(), point.name.clone());
-    // The sender's datatype says how to read a signed integer; without one, ours does.
-    let datatype = metric
-        .datatype
-        .and_then(DataType::from_code)
-        .unwrap_or(point.datatype);
+    // The sender's datatype says how to read a signed integer; without one, ours does. A code
+    // Sparkplug does not define says nothing we can read the value by.
+    let datatype = match metric.datatype {
+        None => point.datatype,
+        Some(code) => DataType::from_code(code).ok_or_else(|| {
+            let (device, point_name) = names();
+            SparkplugError::WrongType {
+                device,
+                point: point_name,
+                expected: point.datatype,
+                got: "a datatype Sparkplug does not define",
+            }
+        })?,
+    };
     let incoming = match (&metric.value, metric.is_null) {
         (_, Some(true)) | (None, _) => {
             let (device, point) = names();
@@ -1455,6 +1494,7 @@ mod tests {
     }
 
     const DCMD: &str = "spBv1.0/Plant 1/DCMD/harvester/boiler";
+    const NCMD: &str = "spBv1.0/Plant 1/NCMD/harvester";
 
     fn write(node: &EdgeNode, metrics: Vec<Metric>) -> Result<Command, SparkplugError> {
         node.parse_command(DCMD, &dcmd(metrics))
@@ -1489,26 +1529,35 @@ mod tests {
         assert_eq!(specs[1].unit.as_deref(), Some("°C"));
         assert!(specs[0].writable && !specs[1].writable);
         assert_eq!(specs[9].name, "label");
-        for datatype in DataType::ALL {
-            assert_eq!(DataType::from_code(datatype.code()), Some(datatype));
+        // The basic types of sparkplug_b.proto's DataType enum, by code.
+        let schema = [
+            "Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64", "Float",
+            "Double", "Boolean", "String", "DateTime", "Text",
+        ];
+        for (code, name) in (1..).zip(schema) {
+            let datatype = DataType::from_code(code).unwrap_or_else(|| panic!("code {code}"));
+            assert_eq!((datatype.name(), datatype.code()), (name, code));
         }
         assert_eq!(DataType::from_code(0), None);
         assert_eq!(DataType::from_code(15), None);
-        assert_eq!(DataType::UInt16.code(), 6);
-        assert_eq!(DataType::Text.code(), 14);
     }
 
     #[test]
     fn ndeath_carries_bd_seq_and_no_seq() {
         let node = node();
-        let (topic, bytes) = node.death();
+        let (topic, bytes) = node.death(1_700_000_000_000);
         assert_eq!(topic, "spBv1.0/Plant 1/NDEATH/harvester");
         let payload = decode(&bytes);
         assert_eq!(payload.seq, None);
-        assert!(payload.timestamp.is_some_and(|t| t > 1_600_000_000_000));
+        assert_eq!(payload.timestamp, Some(1_700_000_000_000));
         assert_eq!(payload.metrics.len(), 1);
         let metric = &payload.metrics[0];
         assert_eq!(metric.name.as_deref(), Some("bdSeq"));
+        assert_eq!(
+            metric.alias, None,
+            "the will outlives the session's aliases"
+        );
+        assert_eq!(metric.timestamp, Some(1_700_000_000_000));
         assert_eq!(metric.datatype, Some(8));
         assert_eq!(metric.value, Some(MetricValue::LongValue(7)));
         // Prost writes what it read back the same.
@@ -1736,7 +1785,7 @@ mod tests {
                 2 => node.device_death("meter", i).unwrap(),
                 _ => {
                     // The will takes no number.
-                    assert_eq!(decode(&node.death().1).seq, None);
+                    assert_eq!(decode(&node.death(1_700_000_000_000).1).seq, None);
                     node.device_data("meter", i, &[(0, None)], true).unwrap()
                 }
             };
@@ -1767,7 +1816,7 @@ mod tests {
         let mut node = EdgeNode::new("g", "n", 254, Vec::new()).unwrap();
         assert_eq!(node.next_bd_seq(), 255);
         assert_eq!(node.bd_seq(), 255);
-        let death = decode(&node.death().1);
+        let death = decode(&node.death(1_700_000_000_000).1);
         assert_eq!(death.metrics[0].value, Some(MetricValue::LongValue(255)));
         assert_eq!(node.next_bd_seq(), 0);
         let birth = decode(&node.birth(1).1);
@@ -1888,17 +1937,14 @@ mod tests {
     fn command_topics_are_this_nodes() {
         assert_eq!(
             node().command_topics(),
-            [
-                "spBv1.0/Plant 1/NCMD/harvester",
-                "spBv1.0/Plant 1/DCMD/harvester/+"
-            ]
+            [NCMD, "spBv1.0/Plant 1/DCMD/harvester/+"]
         );
     }
 
     #[test]
     fn ncmd_rebirth_by_name_or_alias() {
         let node = node();
-        let topic = "spBv1.0/Plant 1/NCMD/harvester";
+        let topic = NCMD;
         let rebirth = |metric| node.parse_command(topic, &dcmd(vec![metric]));
         assert_eq!(
             rebirth(by_name(REBIRTH_METRIC, MetricValue::BooleanValue(true))),
@@ -2090,6 +2136,40 @@ mod tests {
     }
 
     #[test]
+    fn oversized_commands_unknown_datatypes_and_long_names_are_refused_briefly() {
+        let node = node();
+        // 64 KiB of empty metrics would decode into some 30k structs: refused unread.
+        let flood = [0x12, 0x00].repeat(MAX_COMMAND_BYTES / 2 + 1);
+        for topic in [DCMD, NCMD] {
+            assert!(matches!(
+                node.parse_command(topic, &flood),
+                Err(SparkplugError::CommandTooLarge { bytes, .. }) if bytes == flood.len()
+            ));
+        }
+        assert!(matches!(
+            write(
+                &node,
+                vec![Metric {
+                    datatype: Some(99),
+                    ..by_name("setpoint", MetricValue::IntValue(1))
+                }]
+            ),
+            Err(SparkplugError::WrongType {
+                got: "a datatype Sparkplug does not define",
+                ..
+            })
+        ));
+        // A sender's long name comes back cut, in the error that is logged and published.
+        let long = "x".repeat(10_000);
+        let error = write(&node, vec![by_name(&long, MetricValue::IntValue(1))]).unwrap_err();
+        let text = error.to_string();
+        assert!(
+            text.len() < 300 && text.contains(&format!("{}…", "x".repeat(64))),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn dcmd_for_points_that_cannot_be_written_is_refused_whole() {
         let node = node();
         let refused = |metric| write(&node, vec![metric]).unwrap_err();
@@ -2231,7 +2311,7 @@ mod tests {
             by_alias(3 + 6, MetricValue::FloatValue(1.0)),
             by_name("label", MetricValue::StringValue("x".into())),
         ]);
-        let topics = [DCMD, "spBv1.0/Plant 1/NCMD/harvester"];
+        let topics = [DCMD, NCMD];
         let (mut decoded, mut writes) = (0, 0);
         for round in 0..10_000 {
             let (topic, bytes): (_, Vec<u8>) = if round % 2 == 0 {

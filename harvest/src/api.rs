@@ -573,18 +573,7 @@ pub fn json_to_value(point: &Point, value: &Value) -> Result<PointValue, String>
                     .or_else(|| number.as_u64().map(i128::from))
                     .ok_or_else(out_of_range)
             };
-            let value = integer()?;
-            let fits = |result: Result<PointValue, core::num::TryFromIntError>| {
-                result.map_err(|_| out_of_range())
-            };
-            match data_type {
-                DataType::U16 => fits(u16::try_from(value).map(PointValue::U16)),
-                DataType::I16 => fits(i16::try_from(value).map(PointValue::I16)),
-                DataType::U32 => fits(u32::try_from(value).map(PointValue::U32)),
-                DataType::I32 => fits(i32::try_from(value).map(PointValue::I32)),
-                DataType::U64 => fits(u64::try_from(value).map(PointValue::U64)),
-                _ => fits(i64::try_from(value).map(PointValue::I64)),
-            }
+            PointValue::from_integer(data_type, integer()?).ok_or_else(out_of_range)
         }
     }
 }

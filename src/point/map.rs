@@ -126,6 +126,29 @@ pub enum PointValue {
 }
 
 impl PointValue {
+    /// `whole` as a value of the integer type `data_type`, if it is one and `whole` is in its
+    /// range (`None` for a float type or a number outside the range).
+    ///
+    /// ```
+    /// use modbus_stack::point::PointValue;
+    /// use modbus_stack::value::DataType;
+    /// assert_eq!(PointValue::from_integer(DataType::I16, -5), Some(PointValue::I16(-5)));
+    /// assert_eq!(PointValue::from_integer(DataType::U16, 70_000), None);
+    /// assert_eq!(PointValue::from_integer(DataType::F32, 1), None);
+    /// ```
+    #[must_use]
+    pub fn from_integer(data_type: DataType, whole: i128) -> Option<Self> {
+        match data_type {
+            DataType::U16 => u16::try_from(whole).ok().map(Self::U16),
+            DataType::I16 => i16::try_from(whole).ok().map(Self::I16),
+            DataType::U32 => u32::try_from(whole).ok().map(Self::U32),
+            DataType::I32 => i32::try_from(whole).ok().map(Self::I32),
+            DataType::U64 => u64::try_from(whole).ok().map(Self::U64),
+            DataType::I64 => i64::try_from(whole).ok().map(Self::I64),
+            DataType::F32 | DataType::F64 => None,
+        }
+    }
+
     /// The value as an `f64`, for numbers (exact up to 2⁵³) and bools (0 or 1).
     #[must_use]
     #[allow(clippy::cast_precision_loss)] // documented: integers beyond 2^53 round

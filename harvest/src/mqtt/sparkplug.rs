@@ -1345,15 +1345,17 @@ const fn integer_type(datatype: DataType) -> bool {
 
 /// `whole` as the point value of an integer `datatype`, if it fits.
 fn fit_integer(datatype: DataType, whole: i128) -> Option<PointValue> {
-    match datatype {
-        DataType::UInt16 => u16::try_from(whole).ok().map(PointValue::U16),
-        DataType::Int16 => i16::try_from(whole).ok().map(PointValue::I16),
-        DataType::UInt32 => u32::try_from(whole).ok().map(PointValue::U32),
-        DataType::Int32 => i32::try_from(whole).ok().map(PointValue::I32),
-        DataType::UInt64 => u64::try_from(whole).ok().map(PointValue::U64),
-        DataType::Int64 => i64::try_from(whole).ok().map(PointValue::I64),
-        _ => None,
-    }
+    use modbus_stack::value::DataType as Register;
+    let register = match datatype {
+        DataType::UInt16 => Register::U16,
+        DataType::Int16 => Register::I16,
+        DataType::UInt32 => Register::U32,
+        DataType::Int32 => Register::I32,
+        DataType::UInt64 => Register::U64,
+        DataType::Int64 => Register::I64,
+        _ => return None,
+    };
+    PointValue::from_integer(register, whole)
 }
 
 /// The values a point of `datatype` takes, for error messages.

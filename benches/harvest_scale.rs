@@ -40,7 +40,7 @@ use std::time::{Duration, Instant, SystemTime};
 use modbus_stack::harvest::{DEFAULT_HISTORY, DeviceConfig, Engine, Event, Link, Quality};
 use modbus_stack::point::PointValue;
 use scale::{
-    POINTS, cpu_seconds, load_average, open_files_limit, point_map, rss_kib, seconds,
+    Histogram, POINTS, cpu_seconds, load_average, open_files_limit, point_map, rss_kib, seconds,
     serve_simulators,
 };
 
@@ -258,81 +258,9 @@ struct Window {
     end_wall: SystemTime,
 }
 
-/// Poll lateness with bounded memory (the collector must not grow the service's RSS):
-/// 10 µs buckets up to 100 ms, 1 ms buckets up to 10 s, then one bucket.
-struct LatenessHistogram {
-    fine: Vec<u64>,
-    coarse: Vec<u64>,
-    over: u64,
-    count: u64,
-    max: Duration,
-}
-
-const FINE_STEP_MICROS: u64 = 10;
-const FINE_BUCKETS: usize = 10_000;
-const COARSE_STEP_MICROS: u64 = 1_000;
-const COARSE_BUCKETS: usize = 10_000;
-
-impl LatenessHistogram {
-    fn new() -> Self {
-        Self {
-            fine: vec![0; FINE_BUCKETS],
-            coarse: vec![0; COARSE_BUCKETS],
-            over: 0,
-            count: 0,
-            max: Duration::ZERO,
-        }
-    }
-
-    fn record(&mut self, lateness: Duration) {
-        let micros = u64::try_from(lateness.as_micros()).unwrap_or(u64::MAX);
-        let fine = usize::try_from(micros / FINE_STEP_MICROS).unwrap_or(usize::MAX);
-        let coarse = usize::try_from(micros / COARSE_STEP_MICROS).unwrap_or(usize::MAX);
-        if let Some(bucket) = self.fine.get_mut(fine) {
-            *bucket += 1;
-        } else if let Some(bucket) = self.coarse.get_mut(coarse) {
-            *bucket += 1;
-        } else {
-            self.over += 1;
-        }
-        self.count += 1;
-        self.max = self.max.max(lateness);
-    }
-
-    /// The upper bound of the bucket holding the `quantile` (0..=1) lateness.
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss,
-        reason = "a rank among at most millions of polls"
-    )]
-    fn quantile(&self, quantile: f64) -> Duration {
-        if self.count == 0 {
-            return Duration::ZERO;
-        }
-        let rank = ((quantile * self.count as f64).ceil() as u64).clamp(1, self.count);
-        let mut seen = 0;
-        for (index, count) in self.fine.iter().enumerate() {
-            seen += count;
-            if seen >= rank {
-                let micros = (index as u64 + 1) * FINE_STEP_MICROS;
-                return Duration::from_micros(micros).min(self.max);
-            }
-        }
-        for (index, count) in self.coarse.iter().enumerate() {
-            seen += count;
-            if seen >= rank {
-                let micros = (index as u64 + 1) * COARSE_STEP_MICROS;
-                return Duration::from_micros(micros).min(self.max);
-            }
-        }
-        self.max
-    }
-}
-
 /// What the subscriber saw in the window.
 struct Collected {
-    lateness: LatenessHistogram,
+    lateness: Histogram,
     polls: u64,
     incomplete_polls: u64,
     requests: u64,
@@ -374,7 +302,7 @@ impl Collector {
                         .unwrap_or_default();
                     let _ = path_tx.send(path);
                     let mut collected = Collected {
-                        lateness: LatenessHistogram::new(),
+                        lateness: Histogram::new(),
                         polls: 0,
                         incomplete_polls: 0,
                         requests: 0,

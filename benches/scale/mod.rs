@@ -1,10 +1,11 @@
 //! What the scale benches share (`harvest_scale` here and `mqtt_scale` in `harvest/`, which
-//! takes this file by path): the simulator process, the 20-point map, and the `/proc`
-//! readings of CPU, memory, load and the descriptor limit (Linux).
+//! takes this file by path): the simulator process, the 20-point map, a latency histogram,
+//! and the `/proc` readings of CPU, memory, load and the descriptor limit (Linux).
 
 #![allow(dead_code)] // each bench uses a part
 
 use std::io::{self, Read, Write};
+use std::time::Duration;
 
 use modbus_stack::point::{Point, PointKind, PointMap, Table};
 use modbus_stack::server::tcp::{Config, TcpServer};
@@ -130,4 +131,71 @@ pub(crate) fn open_files_limit() -> Option<u64> {
         .lines()
         .find(|line| line.starts_with("Max open files"))?;
     line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// Durations with bounded memory (the collectors must not grow): 10 µs buckets up to 100 ms,
+/// 1 ms up to 10 s, 100 ms up to 1000 s, then one bucket.
+#[derive(Debug, Clone)]
+pub(crate) struct Histogram {
+    tiers: [(u64, Vec<u64>); 3],
+    over: u64,
+    count: u64,
+    /// The largest value recorded.
+    pub(crate) max: Duration,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Histogram {
+    pub(crate) fn new() -> Self {
+        Self {
+            tiers: [10, 1_000, 100_000].map(|step| (step, vec![0; 10_000])),
+            over: 0,
+            count: 0,
+            max: Duration::ZERO,
+        }
+    }
+
+    pub(crate) fn record(&mut self, value: Duration) {
+        let micros = u64::try_from(value.as_micros()).unwrap_or(u64::MAX);
+        let bucket = self.tiers.iter_mut().find_map(|(step, buckets)| {
+            usize::try_from(micros / *step)
+                .ok()
+                .and_then(|i| buckets.get_mut(i))
+        });
+        match bucket {
+            Some(bucket) => *bucket += 1,
+            None => self.over += 1,
+        }
+        self.count += 1;
+        self.max = self.max.max(value);
+    }
+
+    /// The upper bound of the bucket holding the `quantile` (0..=1).
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss,
+        reason = "a rank among at most millions of values"
+    )]
+    pub(crate) fn quantile(&self, quantile: f64) -> Duration {
+        if self.count == 0 {
+            return Duration::ZERO;
+        }
+        let rank = ((quantile * self.count as f64).ceil() as u64).clamp(1, self.count);
+        let mut seen = 0;
+        for (step, buckets) in &self.tiers {
+            for (index, count) in buckets.iter().enumerate() {
+                seen += count;
+                if seen >= rank {
+                    return Duration::from_micros((index as u64 + 1) * step).min(self.max);
+                }
+            }
+        }
+        self.max
+    }
 }

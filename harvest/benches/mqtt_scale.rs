@@ -51,7 +51,7 @@ use modbus_harvest::Service;
 use modbus_harvest::mqtt::{Broker, Mode, MqttConfig, MqttStats};
 use modbus_stack::harvest::{DeviceConfig, Event, Link, Quality, Subscription};
 use scale::{
-    POINTS, cpu_seconds, load_average, open_files_limit, point_map, rss_kib, seconds,
+    Histogram, POINTS, cpu_seconds, load_average, open_files_limit, point_map, rss_kib, seconds,
     serve_simulators,
 };
 use serde::{Deserialize, Serialize};
@@ -572,72 +572,6 @@ impl SubscriberProcess {
 
 // ---------------------------------------------------------------------------------------------
 // The service process: the collector of polls, and one measurement.
-
-/// Durations with bounded memory (the collectors must not grow): 10 µs buckets up to 100 ms,
-/// 1 ms up to 10 s, 100 ms up to 1000 s, then one bucket.
-#[derive(Debug, Clone)]
-struct Histogram {
-    tiers: [(u64, Vec<u64>); 3],
-    over: u64,
-    count: u64,
-    max: Duration,
-}
-
-impl Default for Histogram {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Histogram {
-    fn new() -> Self {
-        Self {
-            tiers: [10, 1_000, 100_000].map(|step| (step, vec![0; 10_000])),
-            over: 0,
-            count: 0,
-            max: Duration::ZERO,
-        }
-    }
-
-    fn record(&mut self, value: Duration) {
-        let micros = u64::try_from(value.as_micros()).unwrap_or(u64::MAX);
-        let bucket = self.tiers.iter_mut().find_map(|(step, buckets)| {
-            usize::try_from(micros / *step)
-                .ok()
-                .and_then(|i| buckets.get_mut(i))
-        });
-        match bucket {
-            Some(bucket) => *bucket += 1,
-            None => self.over += 1,
-        }
-        self.count += 1;
-        self.max = self.max.max(value);
-    }
-
-    /// The upper bound of the bucket holding the `quantile` (0..=1).
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss,
-        reason = "a rank among at most millions of values"
-    )]
-    fn quantile(&self, quantile: f64) -> Duration {
-        if self.count == 0 {
-            return Duration::ZERO;
-        }
-        let rank = ((quantile * self.count as f64).ceil() as u64).clamp(1, self.count);
-        let mut seen = 0;
-        for (step, buckets) in &self.tiers {
-            for (index, count) in buckets.iter().enumerate() {
-                seen += count;
-                if seen >= rank {
-                    return Duration::from_micros((index as u64 + 1) * step).min(self.max);
-                }
-            }
-        }
-        self.max
-    }
-}
 
 /// The polls whose timestamp fell in one window, as the engine reported them.
 #[derive(Debug, Clone, Default)]

@@ -30,8 +30,7 @@
 
 mod scale;
 
-use std::io::{self, BufRead, BufReader};
-use std::process::{Child, ChildStdin, Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::{self, JoinHandle};
@@ -41,7 +40,7 @@ use modbus_stack::harvest::{DEFAULT_HISTORY, DeviceConfig, Engine, Event, Link, 
 use modbus_stack::point::PointValue;
 use scale::{
     Histogram, POINTS, cpu_seconds, load_average, open_files_limit, point_map, rss_kib, seconds,
-    serve_simulators,
+    serve_simulators, start_simulators,
 };
 
 /// Set to N in the simulator process.
@@ -55,8 +54,6 @@ const TARGET_P99: Duration = Duration::from_millis(50);
 const TARGET_CORES: f64 = 0.5;
 /// How often the service's memory is read during the window.
 const RSS_EVERY: Duration = Duration::from_secs(5);
-/// Most time the simulator process may take to start or stop.
-const CHILD_DEADLINE: Duration = Duration::from_secs(60);
 
 /// What one measurement is asked to do.
 #[derive(Debug, Clone)]
@@ -178,73 +175,6 @@ fn main() -> ExitCode {
 
 // ---------------------------------------------------------------------------------------------
 // The simulator process.
-
-/// The simulator process, seen from the service. Dropping it stops the simulators.
-struct Simulators {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    ports: Vec<u16>,
-}
-
-impl Simulators {
-    fn start(count: usize) -> io::Result<Self> {
-        let mut child = Command::new(std::env::current_exe()?)
-            .env(SIMULATORS_ENV, count.to_string())
-            .env_remove(SERVICE_ENV)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()?;
-        let stdin = child.stdin.take();
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| io::Error::other("no stdout"))?;
-        let mut simulators = Self {
-            child,
-            stdin,
-            ports: Vec::with_capacity(count),
-        };
-        // A simulator process that fails ends its stdout, so this loop ends too.
-        for line in BufReader::new(stdout).lines() {
-            let line = line?;
-            if line == "ready" {
-                break;
-            }
-            let port = line
-                .parse::<u16>()
-                .map_err(|e| io::Error::other(format!("simulator said {line:?}: {e}")))?;
-            simulators.ports.push(port);
-        }
-        if simulators.ports.len() != count {
-            return Err(io::Error::other(format!(
-                "the simulator process started {} of {count} simulators",
-                simulators.ports.len()
-            )));
-        }
-        Ok(simulators)
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Simulators {
-    fn drop(&mut self) {
-        // Closing stdin asks the simulators to stop; kill only if they do not, in time.
-        self.stdin = None;
-        let deadline = Instant::now() + CHILD_DEADLINE;
-        while Instant::now() < deadline {
-            match self.child.try_wait() {
-                Ok(Some(_)) | Err(_) => return,
-                Ok(None) => thread::sleep(Duration::from_millis(20)),
-            }
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // The service: one measurement.
@@ -537,8 +467,8 @@ fn measure(devices: usize, options: &Options) -> Result<Figures, String> {
             ));
         }
     }
-    let simulators = Simulators::start(devices).map_err(|e| format!("simulators: {e}"))?;
-    let simulator_stat = format!("/proc/{}/stat", simulators.pid());
+    let (simulators, ports) = start_simulators(SIMULATORS_ENV, SERVICE_ENV, devices)?;
+    let simulator_stat = simulators.stat();
     let engine = Engine::new();
     let window_cell = Arc::new(OnceLock::new());
     let collector = Collector::start(&engine, devices, Arc::clone(&window_cell));
@@ -549,7 +479,7 @@ fn measure(devices: usize, options: &Options) -> Result<Figures, String> {
         Duration::ZERO
     };
     let adding = Instant::now();
-    for (index, port) in simulators.ports.iter().enumerate() {
+    for (index, port) in ports.iter().enumerate() {
         let mut config = DeviceConfig::new(
             format!("device{index:04}"),
             Link::tcp(format!("127.0.0.1:{port}")),

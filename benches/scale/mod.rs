@@ -1,11 +1,14 @@
 //! What the scale benches share (`harvest_scale` here and `mqtt_scale` in `harvest/`, which
-//! takes this file by path): the simulator process, the 20-point map, a latency histogram,
+//! takes this file by path): child processes of the bench binary and the simulator one, the
+//! 20-point map, a latency histogram,
 //! and the `/proc` readings of CPU, memory, load and the descriptor limit (Linux).
 
 #![allow(dead_code)] // each bench uses a part
 
-use std::io::{self, Read, Write};
-use std::time::Duration;
+use std::io::{self, BufRead, BufReader, Lines, Read, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use modbus_stack::point::{Point, PointKind, PointMap, Table};
 use modbus_stack::server::tcp::{Config, TcpServer};
@@ -16,6 +19,8 @@ use modbus_stack::value::{DataType, Order};
 pub(crate) const POINTS: usize = 20;
 /// Clock ticks per second of `/proc/*/stat` times (`getconf CLK_TCK`, 100 on Linux).
 const TICKS_PER_SECOND: f64 = 100.0;
+/// How long a child process may take to stop when asked.
+const CHILD_DEADLINE: Duration = Duration::from_secs(60);
 
 /// A bench option given in seconds: finite, above 0, below a day.
 pub(crate) fn seconds(name: &str, text: &str) -> Result<f64, String> {
@@ -54,6 +59,100 @@ pub(crate) fn serve_simulators(count: usize) -> io::Result<()> {
         server.shutdown()?;
     }
     Ok(())
+}
+
+/// A child process of this binary in `role`, talking over its stdin and stdout.
+pub(crate) struct Helper {
+    /// The child process.
+    pub(crate) child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Lines<BufReader<ChildStdout>>,
+}
+
+impl Helper {
+    /// Starts it with `role` set to `value` and `not` (the measured-service role) unset.
+    pub(crate) fn start(role: &str, value: &str, not: &str) -> io::Result<Self> {
+        let mut child = Command::new(std::env::current_exe()?)
+            .env(role, value)
+            .env_remove(not)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let stdin = child.stdin.take();
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| io::Error::other("no stdout"))?;
+        Ok(Self {
+            child,
+            stdin,
+            stdout: BufReader::new(stdout).lines(),
+        })
+    }
+
+    /// The next line; a child that failed ends its stdout, so this returns.
+    pub(crate) fn line(&mut self) -> io::Result<String> {
+        self.stdout
+            .next()
+            .unwrap_or_else(|| Err(io::Error::other("the child process ended")))
+    }
+
+    /// Writes `line` to its stdin.
+    pub(crate) fn say(&mut self, line: &str) -> io::Result<()> {
+        let stdin = self
+            .stdin
+            .as_mut()
+            .ok_or_else(|| io::Error::other("closed"))?;
+        writeln!(stdin, "{line}")?;
+        stdin.flush()
+    }
+
+    /// Its `/proc` stat file.
+    pub(crate) fn stat(&self) -> String {
+        format!("/proc/{}/stat", self.child.id())
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        // Closing stdin asks it to stop; kill only if it does not, in time.
+        self.stdin = None;
+        let deadline = Instant::now() + CHILD_DEADLINE;
+        while Instant::now() < deadline {
+            match self.child.try_wait() {
+                Ok(Some(_)) | Err(_) => return,
+                Ok(None) => thread::sleep(Duration::from_millis(20)),
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The simulator process and its ports.
+pub(crate) fn start_simulators(
+    role: &str,
+    not: &str,
+    count: usize,
+) -> Result<(Helper, Vec<u16>), String> {
+    let mut helper =
+        Helper::start(role, &count.to_string(), not).map_err(|e| format!("simulators: {e}"))?;
+    let mut ports = Vec::with_capacity(count);
+    loop {
+        let line = helper.line().map_err(|e| format!("simulators: {e}"))?;
+        if line == "ready" {
+            break;
+        }
+        ports.push(
+            line.parse::<u16>()
+                .map_err(|e| format!("simulator said {line:?}: {e}"))?,
+        );
+    }
+    if ports.len() != count {
+        return Err(format!("{} of {count} simulators started", ports.len()));
+    }
+    Ok((helper, ports))
 }
 
 /// 20 points in 2 reads: 10 holding and 10 input registers of mixed types, each block

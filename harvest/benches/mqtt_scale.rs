@@ -38,10 +38,10 @@
 mod scale;
 
 use std::collections::HashMap;
-use std::io::{self, BufRead, BufReader, Lines, Write};
+use std::io::{self, BufRead, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, ExitCode, Stdio};
+use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
@@ -51,8 +51,8 @@ use modbus_harvest::Service;
 use modbus_harvest::mqtt::{Broker, Mode, MqttConfig, MqttStats};
 use modbus_stack::harvest::{DeviceConfig, Event, Link, Quality, Subscription};
 use scale::{
-    Histogram, POINTS, cpu_seconds, load_average, open_files_limit, point_map, rss_kib, seconds,
-    serve_simulators,
+    Helper, Histogram, POINTS, cpu_seconds, load_average, open_files_limit, point_map, rss_kib,
+    seconds, serve_simulators, start_simulators,
 };
 use serde::{Deserialize, Serialize};
 
@@ -183,92 +183,6 @@ fn epoch(time: SystemTime) -> f64 {
 
 // ---------------------------------------------------------------------------------------------
 // Child processes: the simulators, the subscriber, the broker.
-
-/// A child process of this binary in `role`, talking over its stdin and stdout.
-struct Helper {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: Lines<BufReader<ChildStdout>>,
-}
-
-impl Helper {
-    fn start(role: &str, value: &str) -> io::Result<Self> {
-        let mut child = Command::new(std::env::current_exe()?)
-            .env(role, value)
-            .env_remove(SERVICE_ENV)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()?;
-        let stdin = child.stdin.take();
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| io::Error::other("no stdout"))?;
-        Ok(Self {
-            child,
-            stdin,
-            stdout: BufReader::new(stdout).lines(),
-        })
-    }
-
-    /// The next line; a child that failed ends its stdout, so this returns.
-    fn line(&mut self) -> io::Result<String> {
-        self.stdout
-            .next()
-            .unwrap_or_else(|| Err(io::Error::other("the child process ended")))
-    }
-
-    fn say(&mut self, line: &str) -> io::Result<()> {
-        let stdin = self
-            .stdin
-            .as_mut()
-            .ok_or_else(|| io::Error::other("closed"))?;
-        writeln!(stdin, "{line}")?;
-        stdin.flush()
-    }
-
-    fn stat(&self) -> String {
-        format!("/proc/{}/stat", self.child.id())
-    }
-}
-
-impl Drop for Helper {
-    fn drop(&mut self) {
-        // Closing stdin asks it to stop; kill only if it does not, in time.
-        self.stdin = None;
-        let deadline = Instant::now() + CHILD_DEADLINE;
-        while Instant::now() < deadline {
-            match self.child.try_wait() {
-                Ok(Some(_)) | Err(_) => return,
-                Ok(None) => thread::sleep(Duration::from_millis(20)),
-            }
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The simulator process and its ports.
-fn start_simulators(count: usize) -> Result<(Helper, Vec<u16>), String> {
-    let mut helper = Helper::start(SIMULATORS_ENV, &count.to_string())
-        .map_err(|e| format!("simulators: {e}"))?;
-    let mut ports = Vec::with_capacity(count);
-    loop {
-        let line = helper.line().map_err(|e| format!("simulators: {e}"))?;
-        if line == "ready" {
-            break;
-        }
-        ports.push(
-            line.parse::<u16>()
-                .map_err(|e| format!("simulator said {line:?}: {e}"))?,
-        );
-    }
-    if ports.len() != count {
-        return Err(format!("{} of {count} simulators started", ports.len()));
-    }
-    Ok((helper, ports))
-}
 
 /// A mosquitto of the bench's own on a free 127.0.0.1 port, the same across restarts.
 struct Mosquitto {
@@ -544,8 +458,8 @@ struct SubscriberProcess(Helper);
 
 impl SubscriberProcess {
     fn start(port: u16) -> Result<Self, String> {
-        let mut helper =
-            Helper::start(SUBSCRIBER_ENV, &port.to_string()).map_err(|e| e.to_string())?;
+        let mut helper = Helper::start(SUBSCRIBER_ENV, &port.to_string(), SERVICE_ENV)
+            .map_err(|e| e.to_string())?;
         match helper.line() {
             Ok(line) if line == "ready" => Ok(Self(helper)),
             other => Err(format!("the subscriber did not start: {other:?}")),
@@ -852,7 +766,7 @@ fn measure(options: &Options, mqtt: bool) -> Result<Figures, String> {
             ));
         }
     }
-    let (simulators, ports) = start_simulators(n)?;
+    let (simulators, ports) = start_simulators(SIMULATORS_ENV, SERVICE_ENV, n)?;
     let broker_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let queue_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let (mut broker, mut subscriber) = if mqtt {

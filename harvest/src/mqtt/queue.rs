@@ -1388,6 +1388,7 @@ fn next_header(cursor: &mut Cursor, segment: &Segment) -> Result<(Header, usize)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mqtt::test_rng::Rng;
 
     /// Options for small, fast tests: segments of `segment_bytes`, no fsync.
     fn options(segment_bytes: u64, max_bytes: u64) -> QueueOptions {
@@ -2006,26 +2007,6 @@ mod tests {
         }
         let mut queue = Queue::open(dir.path(), opts).unwrap();
         assert_eq!(seqs(&read_all(&mut queue, 0)), (10..20).collect::<Vec<_>>());
-    }
-
-    /// xorshift64*: a seeded generator, so a failing run can be replayed.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n.max(1)
-        }
-
-        fn index(&mut self, n: usize) -> usize {
-            usize::try_from(self.below(n as u64)).unwrap_or(0)
-        }
     }
 
     /// The queue's rules in memory: segments as lists of records, rolled and dropped at the

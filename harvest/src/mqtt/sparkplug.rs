@@ -1383,6 +1383,7 @@ mod tests {
     use modbus_stack::value::{Order, Scale, StringFormat};
 
     use super::*;
+    use crate::mqtt::test_rng::Rng;
 
     fn number(name: &str, address: u16, data_type: RegisterType) -> Point {
         Point::new(
@@ -2288,22 +2289,6 @@ mod tests {
         }
     }
 
-    /// xorshift64*: a fixed seed, so a failure replays.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-
-        fn below(&mut self, bound: usize) -> usize {
-            usize::try_from(self.next() % bound as u64).unwrap()
-        }
-    }
-
     #[test]
     fn random_commands_never_panic() {
         let node = node();
@@ -2318,13 +2303,13 @@ mod tests {
         for round in 0..10_000 {
             let (topic, bytes): (_, Vec<u8>) = if round % 2 == 0 {
                 // Noise of up to 64 bytes, to either topic.
-                let noise = (0..rng.below(65)).map(|_| rng.next().to_le_bytes()[0]);
+                let noise = (0..rng.index(65)).map(|_| rng.next().to_le_bytes()[0]);
                 (topics[round / 2 % 2], noise.collect())
             } else {
                 // A valid command with a few bytes changed: deeper into the decoder.
                 let mut bytes = valid.clone();
-                for _ in 0..=rng.below(3) {
-                    let at = rng.below(bytes.len());
+                for _ in 0..=rng.index(3) {
+                    let at = rng.index(bytes.len());
                     bytes[at] = rng.next().to_le_bytes()[0];
                 }
                 (DCMD, bytes)

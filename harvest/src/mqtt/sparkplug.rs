@@ -2293,6 +2293,7 @@ mod tests {
     fn random_commands_never_panic() {
         let node = node();
         let mut rng = Rng(0x5EED_0F5A_4C91_F6C1);
+        let boiler = specs(&boiler_points());
         let valid = dcmd(vec![
             by_name("setpoint", MetricValue::IntValue(7)),
             by_alias(3 + 6, MetricValue::FloatValue(1.0)),
@@ -2316,7 +2317,26 @@ mod tests {
             };
             match node.parse_command(topic, &bytes) {
                 Err(SparkplugError::Decode { .. }) => {}
-                Ok(Command::Write { writes: list, .. }) => {
+                Ok(Command::Write {
+                    device,
+                    writes: list,
+                }) => {
+                    // What is accepted is sound: the boiler's writable points, each once, by
+                    // its own name, with a value its type can hold.
+                    assert_eq!(device, "boiler");
+                    let mut seen = std::collections::BTreeSet::new();
+                    for (index, name, value) in &list {
+                        let spec = &boiler[*index];
+                        assert!(spec.writable && seen.insert(*index), "{list:?}");
+                        assert_eq!(*name, spec.name);
+                        let probe = Device {
+                            name: "boiler".into(),
+                            metrics: vec![spec.clone()],
+                            first_alias: FIRST_POINT_ALIAS,
+                            data_topic: String::new(),
+                        };
+                        assert!(metric_value(&probe, spec, value).is_ok(), "{value:?}");
+                    }
                     decoded += 1;
                     writes += list.len();
                 }

@@ -2324,7 +2324,7 @@ mod tests {
                     // What is accepted is sound: the boiler's writable points, each once, by
                     // its own name, with a value its type can hold.
                     assert_eq!(device, "boiler");
-                    let mut seen = std::collections::BTreeSet::new();
+                    let mut seen = BTreeSet::new();
                     for (index, name, value) in &list {
                         let spec = &boiler[*index];
                         assert!(spec.writable && seen.insert(*index), "{list:?}");

@@ -552,6 +552,8 @@ fn epoch_millis(time: SystemTime) -> u64 {
 /// What the publish rules remember of one point.
 #[derive(Default)]
 struct PointMemory {
+    /// The point's publish rule, looked up once (the lookup builds its key).
+    policy: PublishPolicy,
     /// The last published reading.
     last: Option<Result<PointValue, ()>>,
     last_at: Option<SystemTime>,
@@ -649,9 +651,11 @@ fn queue_poll(
     for sample in samples {
         let memory = memory
             .entry((Arc::clone(&sample.device), Arc::clone(&sample.point)))
-            .or_default();
-        let policy = shared.config.publish.policy(&sample.device, &sample.point);
-        if !changed(&policy, memory, &sample) {
+            .or_insert_with(|| PointMemory {
+                policy: shared.config.publish.policy(&sample.device, &sample.point),
+                ..PointMemory::default()
+            });
+        if !changed(&memory.policy, memory, &sample) {
             continue;
         }
         let reading = match (&sample.value, &sample.quality) {
@@ -1413,6 +1417,7 @@ mod tests {
             }),
             last_at: Some(sample.timestamp),
             sequence: memory.sequence + 1,
+            policy: memory.policy,
         }
     }
 

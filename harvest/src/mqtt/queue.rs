@@ -577,8 +577,9 @@ fn sync_dir(dir: &Path) -> Result<(), QueueError> {
 /// the lock file holds this process's own id.
 static LOCKED_DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
-/// Exclusive use of a queue directory: a `lock` file holding the owner's pid, created with
-/// `create_new`, taken over only when that process is gone.
+/// Exclusive use of a queue directory: a `lock` file holding the owner's pid and boot id,
+/// created with `create_new`, taken over only when that process is gone or the lock is from
+/// an earlier boot.
 #[derive(Debug)]
 struct DirLock {
     dir: PathBuf,
@@ -602,7 +603,8 @@ impl DirLock {
         for _ in 0..3 {
             match OpenOptions::new().write(true).create_new(true).open(&path) {
                 Ok(mut file) => {
-                    if let Err(e) = file.write_all(format!("{me}\n").as_bytes()) {
+                    let content = format!("{me} {}\n", boot_id());
+                    if let Err(e) = file.write_all(content.trim_end_matches(' ').as_bytes()) {
                         let _ = fs::remove_file(&path);
                         return Err(io_err("write", &path)(e));
                     }
@@ -615,17 +617,20 @@ impl DirLock {
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(io_err("create", &path)(e)),
             }
-            // A pid is a few bytes; whatever else is in the file is not read.
+            // A pid and a boot id are a few dozen bytes; whatever else is there is not read.
             let mut content = Vec::new();
-            let read = File::open(&path).and_then(|file| file.take(32).read_to_end(&mut content));
+            let read = File::open(&path).and_then(|file| file.take(64).read_to_end(&mut content));
             match read {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(io_err("read", &path)(e)),
             }
-            let pid = std::str::from_utf8(&content)
-                .ok()
-                .and_then(|text| text.trim().parse::<u32>().ok());
+            let text = std::str::from_utf8(&content).unwrap_or_default();
+            let mut fields = text.split_whitespace();
+            let pid = fields.next().and_then(|pid| pid.parse::<u32>().ok());
+            // A lock from before the last boot is stale whatever runs under its pid now: pids
+            // are handed out again after a reboot (a power cut at the plant, say).
+            let this_boot = fields.next().is_none_or(|boot| boot == boot_id());
             let Some(pid) = pid else {
                 return Err(locked(
                     "an unknown process (the lock file holds no pid)".into(),
@@ -633,7 +638,7 @@ impl DirLock {
             };
             // Our own pid in a lock we do not hold is a previous run's: a container restarts
             // its service as the same pid.
-            if pid != me && process_alive(pid) {
+            if pid != me && this_boot && process_alive(pid) {
                 return Err(locked(format!("process {pid}")));
             }
             tracing::warn!(lock = %path.display(), pid, "taking over the lock of a queue whose process is gone");
@@ -655,6 +660,13 @@ impl Drop for DirLock {
         let mut held = LOCKED_DIRS.lock().unwrap_or_else(PoisonError::into_inner);
         held.retain(|d| *d != self.dir);
     }
+}
+
+/// This boot's id (Linux), empty where there is none to read.
+fn boot_id() -> String {
+    fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|id| id.trim().to_owned())
+        .unwrap_or_default()
 }
 
 /// Whether a process with this id runs. Only Linux can tell (through /proc); elsewhere a
@@ -1971,11 +1983,21 @@ mod tests {
             fs::write(dir.path().join(LOCK_FILE), format!("{pid}\n")).unwrap();
             drop(Queue::open(dir.path(), options(1024, 4096)).unwrap());
         }
-        // A live process (pid 1 always runs) keeps it; so does an unreadable lock.
+        // A live process (pid 1 always runs) keeps it, unless the lock is from an earlier
+        // boot (its pid is someone else's now); an unreadable lock is kept too.
         if cfg!(target_os = "linux") {
-            fs::write(dir.path().join(LOCK_FILE), "1\n").unwrap();
-            let err = Queue::open(dir.path(), options(1024, 4096)).unwrap_err();
-            assert!(err.to_string().contains("process 1"), "{err}");
+            let written = fs::read_to_string(dir.path().join(LOCK_FILE));
+            assert!(written.is_err(), "the lock is gone after the drop");
+            for lock in ["1\n".to_owned(), format!("1 {}\n", boot_id())] {
+                fs::write(dir.path().join(LOCK_FILE), lock).unwrap();
+                let err = Queue::open(dir.path(), options(1024, 4096)).unwrap_err();
+                assert!(err.to_string().contains("process 1"), "{err}");
+            }
+            fs::write(dir.path().join(LOCK_FILE), "1 an-earlier-boot\n").unwrap();
+            let queue = Queue::open(dir.path(), options(1024, 4096)).unwrap();
+            let lock = fs::read_to_string(dir.path().join(LOCK_FILE)).unwrap();
+            assert_eq!(lock, format!("{} {}\n", std::process::id(), boot_id()));
+            drop(queue);
         }
         fs::write(dir.path().join(LOCK_FILE), "").unwrap();
         assert!(matches!(

@@ -603,8 +603,7 @@ impl DirLock {
         for _ in 0..3 {
             match OpenOptions::new().write(true).create_new(true).open(&path) {
                 Ok(mut file) => {
-                    let content = format!("{me} {}\n", boot_id());
-                    if let Err(e) = file.write_all(content.trim_end_matches(' ').as_bytes()) {
+                    if let Err(e) = file.write_all(format!("{me} {}\n", boot_id()).as_bytes()) {
                         let _ = fs::remove_file(&path);
                         return Err(io_err("write", &path)(e));
                     }
